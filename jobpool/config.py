@@ -1,0 +1,755 @@
+"""Load jobpool's TOML config into frozen dataclasses, validated once, at startup.
+
+Why validate everything up front: a supervisor that starts with a typo in its config fails hours
+later, in a child process, in a log nobody reads. Here every problem in the file (and in the
+environment variables that override it) is collected and reported in one ConfigError, each message
+naming the file, the key path and what is wrong, so that one edit fixes them all.
+
+Environment variables (the names of the PHP project this replaces) override the file:
+QUEUE_DRIVER, QUEUE_DEFAULT, REDIS_URL, REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD,
+REDIS_DB and JOBPOOL_PREFIX. Empty variables count as unset. REDIS_URL beats REDIS_HOST/REDIS_PORT,
+which beat the file; REDIS_PASSWORD always applies, also on top of a URL.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from jobpool.sizes import DURATION_FORMS, SIZE_FORMS, format_size, parse_duration, parse_size
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "JobsConfig",
+    "MetricsConfig",
+    "PoolConfig",
+    "QueueConfig",
+    "RedisConfig",
+    "config_from_dict",
+    "default_config",
+    "load_config",
+]
+
+EMBEDDED = "embedded"
+MiB = 1024 * 1024
+
+# Queue names and the key prefix end up inside Redis key names: no ':' (our separator), no '{' or
+# '}' (Redis Cluster hash tags), no spaces.
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_QUEUE_NAME_RULE = (
+    "must be 1 to 64 characters: letters, digits, '_', '.' or '-', starting with a letter or "
+    "digit (queue names become part of Redis keys, so ':', '{', '}' and spaces are not allowed)"
+)
+_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+_PREFIX_RULE = (
+    "must be 1 to 64 characters: letters, digits, '_', '.', ':' or '-', starting with a letter or "
+    "digit ('{', '}' and spaces are not allowed in Redis key prefixes)"
+)
+_URL_SCHEMES = ("redis", "rediss", "unix")
+_URL_RULE = "must be 'embedded' or a redis://, rediss:// or unix:// URL"
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|(end of document))\)\s*$")
+
+
+class ConfigError(Exception):
+    """Every problem found in a config, one message each; str() puts one per line."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: list[str] = list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep the list intact when the error crosses a process boundary.
+        return (type(self), (self.problems,))
+
+
+# --------------------------------------------------------------------------------------------
+# The dataclasses. Their defaults are the documented defaults; the loader only fills in what the
+# file (or the environment) sets.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """Where the Redis server is. `url` (when set) wins over host/port/database.
+
+    Invariant kept by the loader: a password lives either in `url` or in `password`, never both,
+    so a client may pass `password=` next to the URL without one silently beating the other.
+    """
+
+    url: str | None = None
+    host: str = "localhost"
+    port: int = 6379
+    username: str | None = None
+    password: str | None = None
+    database: int = 0
+    prefix: str = "jobpool"
+    data_dir: Path = Path(".jobpool")
+    socket_timeout: float = 5.0
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_cert_reqs: str = "required"
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when jobpool should start its own redis-server under data_dir."""
+        return self.url == EMBEDDED
+
+    def safe_url(self) -> str:
+        """The server address for logs and status output, with any password replaced by ***."""
+        if self.url is not None:
+            return _mask_url(self.url)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        user = self.username or ""
+        auth = f"{user}:***@" if self.password else (f"{user}@" if user else "")
+        return f"redis://{auth}{host}:{self.port}/{self.database}"
+
+    def __repr__(self) -> str:
+        # Written by hand because configs get logged: the password must never show.
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is not None and item.name == "password":
+                value = "***"
+            elif value is not None and item.name == "url":
+                value = _mask_url(value)
+            shown.append(f"{item.name}={value!r}")
+        return f"RedisConfig({', '.join(shown)})"
+
+
+@dataclass(frozen=True)
+class JobsConfig:
+    """How long finished jobs are kept (seconds) and how big a job's payload may be (bytes)."""
+
+    completed_ttl: float = 86400.0
+    failed_ttl: float = 604800.0
+    max_payload: int = MiB
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """Supervisor-wide settings; also the defaults of every queue."""
+
+    workers: int = 1
+    memory_limit: int | None = None
+    memory_hard_limit: int | None = None
+    max_jobs: int = 0
+    graceful_timeout: float = 30.0
+    lease: float = 30.0
+    preload: bool = False
+    memory_check_interval: float = 1.0
+    timeout: float | None = None
+    restart_backoff_max: float = 60.0
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """One queue's worker settings; each field defaults to the [pool] value of the same name."""
+
+    name: str
+    workers: int = 1
+    memory_limit: int | None = None
+    memory_hard_limit: int | None = None
+    max_jobs: int = 0
+    graceful_timeout: float = 30.0
+    lease: float = 30.0
+    timeout: float | None = None
+
+
+_QUEUE_KEYS = tuple(item.name for item in fields(QueueConfig) if item.name != "name")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Where to serve metrics ("host:port"), or None for no metrics endpoint."""
+
+    listen: str | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """`listen` split for socket.bind(): ("127.0.0.1", 9100); IPv6 brackets removed."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration. `source` is the file path, or "<defaults>"."""
+
+    source: str = "<defaults>"
+    base_dir: Path = Path(".")
+    driver: str = "redis"
+    default_queue: str = "default"
+    imports: tuple[str, ...] = ()
+    log_level: str = "info"
+    log_format: str = "text"
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    queues: Mapping[str, QueueConfig] = field(default_factory=lambda: MappingProxyType({}))
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    def queue(self, name: str) -> QueueConfig:
+        """The settings of queue `name`: its [queues] entry, else the [pool] defaults.
+
+        Jobs may be pushed to any queue, listed or not, so an unlisted but valid name is fine.
+        """
+        configured = self.queues.get(name)
+        if configured is not None:
+            return configured
+        try:
+            _queue_name(name)
+        except ValueError as exc:
+            raise ConfigError([f"queue name {name!r}: {exc}"]) from None
+        return _queue_from_pool(name, self.pool, {})
+
+
+def _queue_from_pool(name: str, pool: PoolConfig, overrides: Mapping[str, Any]) -> QueueConfig:
+    """A queue that inherits every setting it does not override from [pool]."""
+    inherited = {key: getattr(pool, key) for key in _QUEUE_KEYS}
+    return QueueConfig(name=name, **{**inherited, **overrides})
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points.
+# --------------------------------------------------------------------------------------------
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read, parse and validate a TOML config file; raise ConfigError listing every problem."""
+    source = os.fspath(path)
+    data = _read_toml(Path(source), source)
+    base_dir = Path(source).absolute().parent
+    return config_from_dict(data, source=source, base_dir=base_dir, env=env)
+
+
+def default_config(env: Mapping[str, str] | None = None) -> Config:
+    """The configuration used without a file: every default, plus environment overrides."""
+    return config_from_dict({}, source="<defaults>", env=env)
+
+
+def config_from_dict(
+    data: Mapping[str, Any],
+    source: str = "<dict>",
+    base_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate already-parsed TOML data; `source` names it in messages, `env` overrides it."""
+    env = os.environ if env is None else env
+    base_dir = Path.cwd() if base_dir is None else Path(base_dir)
+    reader = _Reader(source)
+    top = reader.table(data, "", _TOP_FIELDS)
+    top.update(reader.env(env, _TOP_ENV, _TOP_FIELDS))
+    sections = {name: top.pop(name, {}) for name in _SECTIONS}
+    redis = _build_redis(reader, sections["redis"], base_dir, env)
+    jobs = JobsConfig(**reader.table(sections["jobs"], "jobs", _JOBS_FIELDS))
+    pool = _build_pool(reader, sections["pool"])
+    queues = _build_queues(reader, sections["queues"], pool)
+    metrics = MetricsConfig(**reader.table(sections["metrics"], "metrics", _METRICS_FIELDS))
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return Config(
+        source=source,
+        base_dir=base_dir,
+        redis=redis,
+        jobs=jobs,
+        pool=pool,
+        queues=queues,
+        metrics=metrics,
+        **top,
+    )
+
+
+def _read_toml(path: Path, source: str) -> dict[str, Any]:
+    """Parse the file, turning every way it can fail into a ConfigError naming it."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+        problem = f"config file not found{where}"
+    except IsADirectoryError:
+        problem = "is a directory, not a config file"
+    except OSError as exc:
+        problem = f"cannot read config file: {exc.strerror or exc}"
+    except UnicodeDecodeError:
+        problem = "invalid TOML: the file is not valid UTF-8"
+    except tomllib.TOMLDecodeError as exc:
+        problem = _toml_problem(exc)
+    raise ConfigError([f"{source}: {problem}"])
+
+
+def _toml_problem(exc: ValueError) -> str:
+    """Move tomllib's "(at line L, column C)" suffix to the front, where editors look for it."""
+    message = str(exc)
+    match = _TOML_POSITION.search(message)
+    if match is None:
+        return f"invalid TOML: {message}"
+    where = "end of file" if match[3] else f"line {match[1]}, column {match[2]}"
+    return f"{where}: invalid TOML: {message[: match.start()]}"
+
+
+# --------------------------------------------------------------------------------------------
+# Value converters: each takes a raw TOML value and returns the typed value, or raises
+# ValueError("must be ..., got ...") which the reader prefixes with the file and key path.
+# --------------------------------------------------------------------------------------------
+
+Convert = Callable[[Any], Any]
+
+
+def _describe(value: Any, secret: bool = False) -> str:
+    """Name a TOML value's type (and, unless secret, the value) for "got ..." messages."""
+    if isinstance(value, bool):
+        kind, shown = "boolean", str(value).lower()
+    elif isinstance(value, int):
+        kind, shown = "integer", str(value)
+    elif isinstance(value, float):
+        kind, shown = "float", str(value)
+    elif isinstance(value, str):
+        kind, shown = "string", repr(value)
+    elif isinstance(value, (list, tuple)):
+        return "array"
+    elif isinstance(value, Mapping):
+        return "table"
+    else:
+        return type(value).__name__
+    return kind if secret else f"{kind} {shown}"
+
+
+def _require_string(value: Any, want: str = "a string", secret: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be {want}, got {_describe(value, secret)}")
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _string(value: Any) -> str:
+    return _require_string(value)
+
+
+def _secret(value: Any) -> str:
+    return _require_string(value, secret=True)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {_describe(value)}")
+    return value
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Convert:
+    want = (
+        f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
+    )
+
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be {want}, got {_describe(value)}")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ValueError(f"must be {want}, got {value}")
+        return value
+
+    return convert
+
+
+def _choice(*choices: str, aliases: Mapping[str, str] | None = None) -> Convert:
+    want = "one of " + ", ".join(repr(choice) for choice in choices)
+
+    def convert(value: Any) -> str:
+        text = _require_string(value, want).strip().lower()
+        text = (aliases or {}).get(text, text)
+        if text not in choices:
+            raise ValueError(f"must be {want}, got {value!r}")
+        return text
+
+    return convert
+
+
+def _matching(pattern: re.Pattern[str], rule: str) -> Convert:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ValueError(f"{rule}; got {_describe(value)}")
+        return value
+
+    return convert
+
+
+_queue_name = _matching(_QUEUE_NAME, _QUEUE_NAME_RULE)
+
+
+def _duration(at_least: float | None = None, none_allowed: bool = False) -> Convert:
+    def convert(value: Any) -> float | None:
+        if none_allowed and (value is False or str(value).strip().lower() == "none"):
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"must be a duration > 0: {DURATION_FORMS}; got {_describe(value)}")
+        seconds = parse_duration(value)
+        if at_least is not None and seconds < at_least:
+            unit = "second" if at_least == 1 else "seconds"
+            raise ValueError(f"must be at least {at_least:g} {unit}, got {value!r}")
+        return seconds
+
+    return convert
+
+
+def _size(none_allowed: bool = False) -> Convert:
+    want = f"a size > 0: {SIZE_FORMS}"
+    if none_allowed:
+        want += ", or false, 'none' or 0 for no limit"
+
+    def convert(value: Any) -> int | None:
+        if value is True or not isinstance(value, (int, float, str)):
+            raise ValueError(f"must be {want}; got {_describe(value)}")
+        try:
+            size = parse_size(value)
+        except ValueError:
+            raise ValueError(f"must be {want}; got {value!r}") from None
+        if size is None and not none_allowed:
+            raise ValueError(f"must be {want}; got {_describe(value)}")
+        return size
+
+    return convert
+
+
+def _imports(value: Any) -> tuple[str, ...]:
+    want = "an array of dotted module names such as ['myapp.jobs']"
+    if not isinstance(value, list):
+        raise ValueError(f"must be {want}, got {_describe(value)}")
+    bad = [item for item in value if not _is_module_name(item)]
+    if bad:
+        listed = ", ".join(_describe(item) for item in bad)
+        raise ValueError(f"must be {want}; not module names: {listed}")
+    return tuple(value)
+
+
+def _is_module_name(name: Any) -> bool:
+    return isinstance(name, str) and all(
+        part.isidentifier() and not keyword.iskeyword(part) for part in name.split(".")
+    )
+
+
+def _listen(value: Any) -> str:
+    want = "'host:port' with a port from 1 to 65535, e.g. '127.0.0.1:9100'"
+    text = _require_string(value, want)
+    host, colon, port = text.rpartition(":")
+    bare_host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    valid_port = port.isdigit() and 1 <= int(port) <= 65535
+    if not (colon and bare_host and valid_port) or ("[" in bare_host or "]" in bare_host):
+        raise ValueError(f"must be {want}, got {value!r}")
+    if ":" in bare_host and bare_host == host:
+        raise ValueError(f"must be {want} (IPv6 hosts in brackets: '[::1]:9100'), got {value!r}")
+    return text
+
+
+def _redis_url(value: Any) -> str:
+    # The value is never echoed back: a mistyped URL may still contain a password.
+    text = _require_string(value, "'embedded' or a Redis URL")
+    if text.strip().lower() == EMBEDDED:
+        return EMBEDDED
+    try:
+        parts = urlsplit(text.strip())
+        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
+    except ValueError:
+        raise ValueError(f"{_URL_RULE}, got a URL that cannot be parsed") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _URL_SCHEMES or "://" not in text:
+        got = f"scheme {scheme!r}" if scheme and "://" in text else "a value without scheme://"
+        raise ValueError(f"{_URL_RULE}, got {got}")
+    if scheme == "unix" and not parts.path:
+        raise ValueError("a unix:// URL needs a socket path, e.g. unix:///run/redis.sock")
+    if scheme != "unix" and not parts.hostname:
+        raise ValueError(f"a {scheme}:// URL needs a host, e.g. {scheme}://localhost:6379/0")
+    return text.strip()
+
+
+def _path_under(base_dir: Path) -> Convert:
+    def convert(value: Any) -> Path:
+        return base_dir / Path(_require_string(value, "a directory path")).expanduser()
+
+    return convert
+
+
+def _mask_url(url: str, replacement: str | None = "***") -> str:
+    """Replace a Redis URL's password with `replacement`, or drop it when that is None.
+
+    Returns the URL unchanged when it carries no password, and a placeholder when it cannot be
+    parsed, so that a malformed URL never leaks a secret into a log line.
+    """
+    if url == EMBEDDED:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid Redis URL>"
+    if parts.scheme.lower() not in _URL_SCHEMES or "://" not in url:
+        return "<invalid Redis URL>"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if colon:
+        userinfo = user if replacement is None else f"{user}:{replacement}"
+    netloc = f"{userinfo}@{hostport}" if userinfo else hostport
+    query = _mask_query(parts.query, replacement)
+    if not colon and query == parts.query:
+        return url
+    rebuilt = f"{parts.scheme}://{netloc}{parts.path}"
+    rebuilt += f"?{query}" if query else ""
+    return rebuilt + (f"#{parts.fragment}" if parts.fragment else "")
+
+
+def _mask_query(query: str, replacement: str | None) -> str:
+    """The same for a `?password=...` query parameter, which redis-py also accepts."""
+    kept = []
+    for item in filter(None, query.split("&")):
+        key = item.partition("=")[0]
+        if unquote(key).lower() == "password":
+            if replacement is None:
+                continue
+            item = f"{key}={replacement}"
+        kept.append(item)
+    return "&".join(kept)
+
+
+def _url_has_password(url: str | None) -> bool:
+    return url is not None and _mask_url(url, None) != url
+
+
+# --------------------------------------------------------------------------------------------
+# The schema: which keys each table accepts and how each is converted.
+# --------------------------------------------------------------------------------------------
+
+_SECTIONS = ("redis", "jobs", "pool", "queues", "metrics")
+_TOP_FIELDS: dict[str, Convert] = {
+    "driver": _choice("redis", "memory", aliases={"array": "memory"}),
+    "default_queue": _queue_name,
+    "imports": _imports,
+    "log_level": _choice("debug", "info", "warning", "error"),
+    "log_format": _choice("text", "json"),
+    **{name: _as_is for name in _SECTIONS},
+}
+_JOBS_FIELDS: dict[str, Convert] = {
+    "completed_ttl": _duration(),
+    "failed_ttl": _duration(),
+    "max_payload": _size(),
+}
+_QUEUE_FIELDS: dict[str, Convert] = {
+    "workers": _integer(1),
+    "memory_limit": _size(none_allowed=True),
+    "memory_hard_limit": _size(none_allowed=True),
+    "max_jobs": _integer(0),
+    "graceful_timeout": _duration(),
+    "lease": _duration(at_least=1.0),
+    "timeout": _duration(none_allowed=True),
+}
+_POOL_FIELDS: dict[str, Convert] = {
+    **_QUEUE_FIELDS,
+    "preload": _boolean,
+    "memory_check_interval": _duration(),
+    "restart_backoff_max": _duration(),
+}
+_METRICS_FIELDS: dict[str, Convert] = {"listen": _listen}
+_REDIS_ALIASES = {"db": "database"}
+
+
+def _redis_fields(base_dir: Path) -> dict[str, Convert]:
+    return {
+        "url": _redis_url,
+        "host": _string,
+        "port": _integer(1, 65535),
+        "username": _string,
+        "password": _secret,
+        "database": _integer(0),
+        "prefix": _matching(_PREFIX, _PREFIX_RULE),
+        "data_dir": _path_under(base_dir),
+        "socket_timeout": _duration(),
+        "ssl_ca_certs": _string,
+        "ssl_certfile": _string,
+        "ssl_keyfile": _string,
+        "ssl_cert_reqs": _choice("required", "optional", "none"),
+    }
+
+
+_TOP_ENV = {"QUEUE_DRIVER": "driver", "QUEUE_DEFAULT": "default_queue"}
+_REDIS_ENV = {
+    "REDIS_URL": "url",
+    "REDIS_HOST": "host",
+    "REDIS_PORT": "port",
+    "REDIS_USERNAME": "username",
+    "REDIS_PASSWORD": "password",
+    "REDIS_DB": "database",
+    "JOBPOOL_PREFIX": "prefix",
+}
+_INTEGER_KEYS = frozenset({"port", "database"})
+
+
+# --------------------------------------------------------------------------------------------
+# Reading tables and collecting problems.
+# --------------------------------------------------------------------------------------------
+
+
+def _key_path(path: str, key: str) -> str:
+    """Join a TOML key path, quoting keys that are not bare keys: queues."emails.v2".workers."""
+    key = str(key)
+    quoted = key if _BARE_KEY.fullmatch(key) else '"' + key.replace('"', '\\"') + '"'
+    return f"{path}.{quoted}" if path else quoted
+
+
+@dataclass
+class _Reader:
+    """Walks the raw data, converting known keys and collecting one message per problem."""
+
+    source: str
+    problems: list[str] = field(default_factory=list)
+
+    def error(self, path: str, message: str) -> None:
+        self.problems.append(f"{self.source}: {path or 'top level'}: {message}")
+
+    def table(
+        self,
+        raw: Any,
+        path: str,
+        converters: Mapping[str, Convert],
+        aliases: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The converted values of the valid keys of one table (missing keys are left out)."""
+        aliases = aliases or {}
+        if not isinstance(raw, Mapping):
+            self.error(path, f"must be a table, got {_describe(raw)}")
+            return {}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            name, where = aliases.get(key, key), _key_path(path, key)
+            if name not in converters:
+                self.unknown(where, key, [*converters, *aliases])
+            elif name != key and name in raw:
+                self.error(where, f"'{key}' is another name for '{name}': set only one of them")
+            else:
+                self.convert(values, name, where, converters[name], value)
+        return values
+
+    def convert(
+        self, values: dict[str, Any], name: str, where: str, convert: Convert, value: Any
+    ) -> None:
+        try:
+            values[name] = convert(value)
+        except ValueError as exc:
+            self.error(where, str(exc))
+
+    def unknown(self, where: str, key: str, known: Iterable[str]) -> None:
+        message = f"{self.source}: unknown key '{where}'"
+        close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
+        if close:
+            message += f" (did you mean {' or '.join(repr(name) for name in close)}?)"
+        self.problems.append(message)
+
+    def env(
+        self, env: Mapping[str, str], names: Mapping[str, str], converters: Mapping[str, Convert]
+    ) -> dict[str, Any]:
+        """The converted values of the environment variables that are set and not empty."""
+        values: dict[str, Any] = {}
+        for variable, key in names.items():
+            text = env.get(variable)
+            if not text:
+                continue
+            value: Any = text
+            if key in _INTEGER_KEYS and text.strip().lstrip("-").isdigit():
+                value = int(text)  # REDIS_PORT=6380 is text; the file's integer rules still apply
+            try:
+                values[key] = converters[key](value)
+            except ValueError as exc:
+                self.problems.append(f"environment variable {variable}: {exc}")
+        return values
+
+
+# --------------------------------------------------------------------------------------------
+# Sections that need more than a table read.
+# --------------------------------------------------------------------------------------------
+
+
+def _build_redis(reader: _Reader, raw: Any, base_dir: Path, env: Mapping[str, str]) -> RedisConfig:
+    """[redis] from the file, then the environment on top (see _apply_redis_env)."""
+    converters = _redis_fields(base_dir)
+    values = reader.table(raw, "redis", converters, _REDIS_ALIASES)
+    if _url_has_password(values.get("url")) and "password" in values:
+        reader.error(
+            "redis.password",
+            "the password is also set inside redis.url: set it in only one place",
+        )
+    _apply_redis_env(values, reader.env(env, _REDIS_ENV, converters))
+    values.setdefault("data_dir", base_dir / ".jobpool")
+    return RedisConfig(**values)
+
+
+def _apply_redis_env(values: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Precedence: REDIS_URL > REDIS_HOST/REDIS_PORT > file; REDIS_PASSWORD always applies.
+
+    Keeps the RedisConfig invariant that a password is in the URL or in `password`, not both.
+    """
+    if "url" in overrides:
+        if _url_has_password(overrides["url"]):
+            values.pop("password", None)
+    elif "host" in overrides or "port" in overrides:
+        values["url"] = None
+    values.update(overrides)
+    if "password" in overrides and values.get("url"):
+        values["url"] = _mask_url(values["url"], replacement=None)
+
+
+def _build_pool(reader: _Reader, raw: Any) -> PoolConfig:
+    pool = PoolConfig(**reader.table(raw, "pool", _POOL_FIELDS))
+    _check_limits(reader, "pool", pool.memory_limit, pool.memory_hard_limit)
+    return pool
+
+
+def _build_queues(reader: _Reader, raw: Any, pool: PoolConfig) -> Mapping[str, QueueConfig]:
+    """[queues.NAME] tables; each queue inherits from [pool] whatever it does not set."""
+    if not isinstance(raw, Mapping):
+        reader.error("queues", f"must be a table of queue tables, got {_describe(raw)}")
+        return MappingProxyType({})
+    queues: dict[str, QueueConfig] = {}
+    for name, table in raw.items():
+        path = _key_path("queues", name)
+        valid_name = True
+        try:
+            _queue_name(name)
+        except ValueError as exc:
+            reader.error(path, f"invalid queue name: {exc}")
+            valid_name = False
+        values = reader.table(table, path, _QUEUE_FIELDS)
+        queue = _queue_from_pool(name, pool, values)
+        if {"memory_limit", "memory_hard_limit"} & values.keys():
+            _check_limits(reader, path, queue.memory_limit, queue.memory_hard_limit)
+        if valid_name:
+            queues[name] = queue
+    return MappingProxyType(queues)
+
+
+def _check_limits(reader: _Reader, path: str, soft: int | None, hard: int | None) -> None:
+    """The hard limit kills a worker mid-job, so it must leave room above the soft limit."""
+    if soft is not None and hard is not None and hard <= soft:
+        reader.error(
+            f"{path}.memory_hard_limit",
+            f"must be above memory_limit ({format_size(soft)}), got {format_size(hard)}",
+        )

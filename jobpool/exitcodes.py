@@ -1,0 +1,7 @@
+"""Exit codes of the `jobpool` commands; the supervisor reads the reserved ones from children."""
+
+OK = 0
+ERROR = 1  # an unexpected error
+CONFIG = 2  # bad configuration or usage: fix the file, retrying will not help
+REDIS_UNREACHABLE = 3  # Redis could not be reached (after retries, for the worker)
+IMPORT_FAILED = 4  # a module listed in `imports` could not be imported

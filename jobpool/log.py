@@ -1,0 +1,55 @@
+"""Logging to stderr: human-readable lines, or one JSON object per line for log shippers.
+
+Every line about a job carries its id, queue and class (passed as `extra` by the worker).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+JOB_FIELDS = (("job_id", "job"), ("queue", "queue"), ("job_class", "class"))
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = " ".join(
+            f"{label}={getattr(record, attr)}"
+            for attr, label in JOB_FIELDS
+            if getattr(record, attr, None) is not None
+        )
+        if not fields:
+            return line
+        head, sep, tail = line.partition("\n")  # keep a traceback below the fields
+        return f"{head} {fields}{sep}{tail}"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        for attr, _ in JOB_FIELDS:
+            if getattr(record, attr, None) is not None:
+                out[attr] = getattr(record, attr)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def setup_logging(level: str = "info", fmt: str = "text") -> None:
+    """Configure the root logger once per process (the supervisor's children inherit it)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,296 @@
+"""The in-memory driver: one process, no Redis, for unit tests of code that pushes jobs.
+
+It keeps the Redis driver's promises (states, attempts, retries with backoff, delayed jobs, time
+to live) in plain dicts guarded by one lock. The clock is injectable so tests can move time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jobpool.driver import Delivery, Fetched, Outcome, public_record
+from jobpool.ids import queue_of
+
+
+class _Queue:
+    def __init__(self) -> None:
+        self.ready: deque[str] = deque()
+        self.delayed: list[tuple[float, str]] = []  # sorted (due, id)
+        self.held: dict[str, list[str]] = {}  # worker id -> job ids
+        self.failed: dict[str, float] = {}  # id -> failed at
+
+
+class MemoryDriver:
+    """Queues in this process's memory; `wait()` blocks on a condition variable."""
+
+    def __init__(
+        self,
+        *,
+        completed_ttl: float = 86400.0,
+        failed_ttl: float = 7 * 86400.0,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.completed_ttl, self.failed_ttl, self.clock = completed_ttl, failed_ttl, clock
+        self._queues: dict[str, _Queue] = {}
+        self._records: dict[str, dict[str, Any]] = {}
+        self._bodies: dict[str, str] = {}
+        self._cond = threading.Condition()
+
+    def _q(self, name: str) -> _Queue:
+        return self._queues.setdefault(name, _Queue())
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _save(self, job_id: str, record: dict[str, Any], **changes: Any) -> None:
+        record.update(changes, updated_at=self._now_ms())
+        for key in [k for k, v in record.items() if v is None]:
+            del record[key]
+        self._records[job_id] = record
+
+    def enqueue(
+        self, queue: str, jobs: Sequence[tuple[str, str, dict[str, Any]]], delay: float = 0.0
+    ) -> int:
+        with self._cond:
+            now, q, stored = self._now_ms(), self._q(queue), 0
+            for job_id, body, initial in jobs:
+                if job_id in self._records:
+                    continue
+                stored += 1
+                self._bodies[job_id] = body
+                record = dict(initial, attempts=0, created_at=now)
+                if delay > 0:
+                    due = now + int(delay * 1000 + 0.999)
+                    self._save(job_id, record, status="delayed", due_at=due)
+                    bisect.insort(q.delayed, (due, job_id))
+                else:
+                    self._save(job_id, record, status="queued")
+                    q.ready.append(job_id)
+            self._cond.notify_all()
+            return stored
+
+    def _promote(self, q: _Queue, now: int) -> None:
+        while q.delayed and q.delayed[0][0] <= now:
+            _, job_id = q.delayed.pop(0)
+            record = self._records.get(job_id)
+            if record is not None and record["status"] == "delayed":
+                self._save(job_id, record, status="queued")
+            q.ready.append(job_id)
+
+    def fetch(self, queue: str, worker_id: str, count: int = 1, lease: float = 30.0) -> Fetched:
+        with self._cond:
+            now, q = self._now_ms(), self._q(queue)
+            for job_id in reversed(q.held.pop(worker_id, [])):
+                self._hand_back(q, job_id)
+            self._promote(q, now)
+            out: list[Delivery] = []
+            while q.ready and len(out) < count:
+                job_id = q.ready.popleft()
+                record = self._records.get(job_id)
+                if record is None or job_id not in self._bodies:
+                    continue
+                if record["status"] == "failed" and not record.get("hook"):
+                    continue
+                if record["status"] != "failed":
+                    attempts = record.get("attempts", 0) + 1
+                    self._save(
+                        job_id,
+                        record,
+                        status="processing",
+                        attempts=attempts,
+                        worker=worker_id,
+                        started_at=now,
+                    )
+                q.held.setdefault(worker_id, []).append(job_id)
+                body = self._bodies[job_id].encode()
+                out.append(Delivery(job_id, queue, body, copy.deepcopy(record), worker_id))
+            next_due = (q.delayed[0][0] - now) / 1000.0 if q.delayed else None
+            return Fetched(out, next_due and max(next_due, 0.0))
+
+    def wait(self, queue: str, timeout: float, wakeup_fd: int | None = None) -> None:
+        with self._cond:
+            if not self._q(queue).ready:
+                self._cond.wait(timeout)
+
+    def _take(self, q: _Queue, worker_id: str, job_id: str) -> bool:
+        held = q.held.get(worker_id, [])
+        if job_id not in held:
+            return False
+        held.remove(job_id)
+        return True
+
+    def _hand_back(self, q: _Queue, job_id: str) -> None:
+        record = self._records.get(job_id)
+        if record is not None and record["status"] == "processing":
+            attempts = max(record.get("attempts", 1) - 1, 0)
+            self._save(job_id, record, status="queued", attempts=attempts, worker=None)
+        q.ready.appendleft(job_id)
+
+    def complete(self, delivery: Delivery) -> bool:
+        with self._cond:
+            if not self._take(self._q(delivery.queue), delivery.worker_id, delivery.id):
+                return False
+            now = self._now_ms()
+            record = self._records.get(delivery.id, {})
+            expires = now + int(self.completed_ttl * 1000)
+            self._save(
+                delivery.id,
+                record,
+                status="completed",
+                worker=None,
+                finished_at=now,
+                expires_at=expires,
+            )
+            self._bodies.pop(delivery.id, None)
+            return True
+
+    def retry_or_fail(
+        self,
+        delivery: Delivery,
+        delay: float,
+        error: str,
+        traceback: str,
+        force_fail: bool = False,
+    ) -> Outcome:
+        with self._cond:
+            q = self._q(delivery.queue)
+            if not self._take(q, delivery.worker_id, delivery.id):
+                return Outcome.LOST
+            now, record = self._now_ms(), self._records.get(delivery.id, {})
+            if error:
+                record.update(error=error, traceback=traceback)
+            was_failed = record.get("status") == "failed"
+            attempts, max_tries = record.get("attempts", 0), record.get("max_tries", 1)
+            if not was_failed and not force_fail and attempts < max_tries:
+                due = now + int(delay * 1000 + 0.999)
+                self._save(delivery.id, record, status="retrying", due_at=due, worker=None)
+                bisect.insort(q.delayed, (due, delivery.id))
+                self._cond.notify_all()
+                return Outcome.RETRYING
+            if was_failed:
+                self._save(delivery.id, record, hook=None, worker=None)
+            else:
+                self._fail(q, delivery.id, record, now)
+            return Outcome.FAILED
+
+    def _fail(self, q: _Queue, job_id: str, record: dict[str, Any], now: int, **extra: Any) -> None:
+        expires = now + int(self.failed_ttl * 1000)
+        self._save(
+            job_id,
+            record,
+            status="failed",
+            worker=None,
+            finished_at=now,
+            expires_at=expires,
+            **extra,
+        )
+        q.failed[job_id] = now
+
+    def release(self, worker_id: str, queue: str, job_ids: Sequence[str]) -> int:
+        with self._cond:
+            q, n = self._q(queue), 0
+            for job_id in reversed(job_ids):
+                if self._take(q, worker_id, job_id):
+                    self._hand_back(q, job_id)
+                    n += 1
+            self._cond.notify_all()
+            return n
+
+    def requeue_worker(
+        self, queue: str, worker_id: str, reason: str, only_if_expired: bool = False
+    ) -> int:
+        with self._cond:
+            q, now, handed = self._q(queue), self._now_ms(), 0
+            for job_id in reversed(q.held.pop(worker_id, [])):
+                record = self._records.get(job_id)
+                if record is None:
+                    continue
+                if record["status"] == "failed":
+                    self._save(job_id, record, hook=None, hook_error=reason, worker=None)
+                    continue
+                record.update(error=reason, traceback=None)
+                if record.get("attempts", 0) >= record.get("max_tries", 1):
+                    self._fail(q, job_id, record, now, hook=1)
+                else:
+                    self._save(job_id, record, status="queued", worker=None)
+                q.ready.appendleft(job_id)
+                handed += 1
+            self._cond.notify_all()
+            return handed
+
+    def renew(self, queue: str, worker_ids: Sequence[str], lease: float) -> None:
+        """Leases never lapse in one process: a worker here cannot die without the test."""
+
+    def status(self, job_id: str) -> dict[str, Any] | None:
+        with self._cond:
+            record = self._records.get(job_id)
+            if record is None or record.get("expires_at", float("inf")) <= self._now_ms():
+                return None
+            return public_record(job_id, copy.deepcopy(record))
+
+    def counts(self, queue: str) -> dict[str, int]:
+        with self._cond:
+            q = self._q(queue)
+            in_flight = sum(len(ids) for ids in q.held.values())
+            return {
+                "ready": len(q.ready),
+                "delayed": len(q.delayed),
+                "in_flight": in_flight,
+                "failed": len(q.failed),
+            }
+
+    def failed_jobs(self, queue: str, start: int = 0, count: int = 100) -> list[dict[str, Any]]:
+        with self._cond:
+            ids = sorted(self._q(queue).failed, key=self._q(queue).failed.get)[
+                start : start + count
+            ]
+            return [public_record(i, copy.deepcopy(self._records[i])) for i in ids]
+
+    def retry_failed(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
+        with self._cond:
+            q, n = self._q(queue), 0
+            for job_id in list(q.failed) if job_ids is None else job_ids:
+                record = self._records.get(job_id)
+                if job_id not in q.failed or record is None or record.get("hook"):
+                    continue
+                del q.failed[job_id]
+                self._save(
+                    job_id,
+                    record,
+                    status="queued",
+                    attempts=0,
+                    finished_at=None,
+                    expires_at=None,
+                    last_error=record.get("error"),
+                    error=None,
+                    traceback=None,
+                )
+                q.ready.append(job_id)
+                n += 1
+            self._cond.notify_all()
+            return n
+
+    def delete(self, job_id: str) -> bool:
+        with self._cond:
+            record = self._records.get(job_id)
+            if record is None:
+                return False
+            if record["status"] == "processing":
+                raise ValueError(f"job {job_id} is being processed; delete it after it finishes")
+            q = self._q(queue_of(job_id))
+            if job_id in q.ready:
+                q.ready.remove(job_id)
+            q.delayed = [(d, i) for d, i in q.delayed if i != job_id]
+            q.failed.pop(job_id, None)
+            del self._records[job_id]
+            self._bodies.pop(job_id, None)
+            return True
+
+    def close(self) -> None:
+        """Nothing to close: the queues live as long as the driver object."""

@@ -1,0 +1,38 @@
+"""Process titles and the Linux parent-death signal: what `ps` shows and how children follow
+their parent out."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import signal
+
+import setproctitle
+
+_PR_SET_PDEATHSIG = 1
+
+
+def set_title(title: str) -> None:
+    """Set the title `ps`, `top` and psutil show (e.g. ``jobpool: worker emails idle``)."""
+    setproctitle.setproctitle(title)
+
+
+def worker_title(name: str, busy: tuple[str, str] | None = None) -> str:
+    """``jobpool: worker NAME idle`` or ``jobpool: worker NAME busy JOBCLASS JOBID``."""
+    if busy is None:
+        return f"jobpool: worker {name} idle"
+    return f"jobpool: worker {name} busy {busy[0]} {busy[1]}"
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> bool:
+    """Ask the kernel to send `sig` to this process when its parent dies (Linux only).
+
+    Callers still check getppid() in their loops: the request is lost if the parent died
+    before it was made, and other systems have no such call. Returns True if it was set.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False

@@ -1,0 +1,32 @@
+--[[ ack: record jobs as completed by the worker that holds them.
+KEYS[1] wip      LIST  job ids this worker holds
+KEYS[2] state    HASH  job id -> record JSON
+KEYS[3] payload  HASH  job id -> body JSON
+KEYS[4] expire   ZSET  job id -> time its finished record is deleted (ms)
+KEYS[5] failed   ZSET  job id -> time it failed (ms)
+ARGV[1] completed records' time to live in ms
+ARGV[2] how many expired records to prune in passing
+ARGV[3..] job ids
+Returns per id 1 if acked, 0 if this worker no longer held it (its lease expired and the job was
+handed to another worker: that worker's outcome wins). ]]
+-- @include common
+local now = now_ms()
+local expires = now + tonumber(ARGV[1])
+local out = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local held = redis.call('LREM', KEYS[1], -1, id)
+  if held == 1 then
+    local st = load_state(KEYS[2], id) or {}
+    st['status'] = 'completed'
+    st['worker'] = nil
+    st['finished_at'] = now
+    st['expires_at'] = expires
+    save_state(KEYS[2], id, st, now)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('ZADD', KEYS[4], expires, id)
+  end
+  out[#out + 1] = held
+end
+prune(KEYS[4], KEYS[5], KEYS[2], KEYS[3], now, tonumber(ARGV[2]))
+return out

@@ -1,0 +1,38 @@
+--[[ enqueue: store new jobs and make them ready now, or due later.
+KEYS[1] ready    LIST  job ids ready to run (and wake tokens)
+KEYS[2] delayed  ZSET  job id -> due time (ms)
+KEYS[3] state    HASH  job id -> record JSON
+KEYS[4] payload  HASH  job id -> body JSON
+ARGV[1] delay in ms (0 = ready now)
+ARGV[2..] triples: job id, body, initial record JSON
+Returns the number of jobs stored. An id that already exists is skipped, so a producer may
+resend a batch whose reply it lost without enqueuing anything twice. ]]
+-- @include common
+local now = now_ms()
+local delay = tonumber(ARGV[1])
+local ready = {}
+local stored = 0
+for i = 2, #ARGV, 3 do
+  local id = ARGV[i]
+  if redis.call('HEXISTS', KEYS[3], id) == 0 then
+    stored = stored + 1
+    local st = cjson.decode(ARGV[i + 2])
+    st['attempts'] = 0
+    st['created_at'] = now
+    redis.call('HSET', KEYS[4], id, ARGV[i + 1])
+    if delay > 0 then
+      st['status'] = 'delayed'
+      st['due_at'] = now + delay
+      save_state(KEYS[3], id, st, now)
+      schedule(KEYS[2], KEYS[1], id, now + delay)
+    else
+      st['status'] = 'queued'
+      save_state(KEYS[3], id, st, now)
+      ready[#ready + 1] = id
+    end
+  end
+end
+for i = 1, #ready, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ready, i, math.min(i + 999, #ready)))
+end
+return stored

@@ -1,0 +1,67 @@
+--[[ fetch: promote due jobs, then claim up to COUNT ready jobs for one worker (reliable fetch).
+KEYS[1] ready    LIST  job ids ready to run (and wake tokens)
+KEYS[2] delayed  ZSET  job id -> due time (ms)
+KEYS[3] state    HASH  job id -> record JSON
+KEYS[4] payload  HASH  job id -> body JSON
+KEYS[5] workers  ZSET  worker id -> lease deadline (ms)
+KEYS[6] wip      LIST  job ids this worker holds
+ARGV[1] worker id
+ARGV[2] count: most jobs to claim
+ARGV[3] lease in ms
+ARGV[4] most due jobs to promote in this call
+Returns {ms until the next delayed job or -1, a worker id whose lease expired or '',
+         then per claimed job: id, body, record JSON}.
+A worker only fetches with empty hands, so anything still in its wip list is a claim whose reply
+was lost (a dropped connection): it goes back to the front of the queue, attempt not counted. ]]
+-- @include common
+local now = now_ms()
+local wid = ARGV[1]
+
+local stranded = redis.call('LRANGE', KEYS[6], 0, -1)
+for i = #stranded, 1, -1 do hand_back(KEYS[1], KEYS[3], stranded[i], now) end
+if #stranded > 0 then redis.call('DEL', KEYS[6]) end
+
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+if #due > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, #due - 1)
+  for _, id in ipairs(due) do
+    local st = load_state(KEYS[3], id)
+    if st and st['status'] == 'delayed' then
+      st['status'] = 'queued'
+      save_state(KEYS[3], id, st, now)
+    end
+  end
+  redis.call('RPUSH', KEYS[1], unpack(due))
+end
+
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), wid)
+
+local out = {-1, ''}
+local want = tonumber(ARGV[2])
+while want > 0 do
+  local id = redis.call('LPOP', KEYS[1])
+  if not id then break end
+  local body = redis.call('HGET', KEYS[4], id)
+  local st = body and load_state(KEYS[3], id)
+  -- a failed job is here only to have its failed() hook run; anything else failed is stale
+  if st and (st['status'] ~= 'failed' or st['hook']) then
+    if st['status'] ~= 'failed' then
+      st['status'] = 'processing'
+      st['attempts'] = (st['attempts'] or 0) + 1
+      st['worker'] = wid
+      st['started_at'] = now
+      save_state(KEYS[3], id, st, now)
+    end
+    redis.call('RPUSH', KEYS[6], id)
+    out[#out + 1] = id
+    out[#out + 1] = body
+    out[#out + 1] = cjson.encode(st)
+    want = want - 1
+  end
+end
+
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if first[1] then out[1] = math.max(tonumber(first[2]) - now, 0) end
+local stale = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - 1, 'LIMIT', 0, 1)
+if stale[1] then out[2] = stale[1] end
+return out

@@ -1,0 +1,47 @@
+--[[ retry_or_fail: after a failed attempt, schedule the next one with backoff, or fail for good.
+KEYS[1] wip      LIST  job ids this worker holds
+KEYS[2] state    HASH  job id -> record JSON
+KEYS[3] payload  HASH  job id -> body JSON
+KEYS[4] delayed  ZSET  job id -> due time (ms)
+KEYS[5] ready    LIST  job ids ready to run (and wake tokens)
+KEYS[6] failed   ZSET  job id -> time it failed (ms)
+KEYS[7] expire   ZSET  job id -> time its finished record is deleted (ms)
+ARGV[1] job id
+ARGV[2] delay before the next attempt in ms
+ARGV[3] error ("ExceptionType: message"), or '' to keep the recorded one
+ARGV[4] traceback, or ''
+ARGV[5] failed records' time to live in ms
+ARGV[6] 1 to fail now whatever the attempts (the job cannot run at all), else 0
+Returns -1 if this worker no longer held the job, 1 if it will be retried, 2 if it failed.
+The attempt count decides here, atomically, so a worker never has to trust a stale copy. ]]
+-- @include common
+local now = now_ms()
+local id = ARGV[1]
+if redis.call('LREM', KEYS[1], -1, id) == 0 then return -1 end
+local st = load_state(KEYS[2], id) or {}
+if ARGV[3] ~= '' then
+  st['error'] = ARGV[3]
+  st['traceback'] = ARGV[4]
+end
+st['worker'] = nil
+local was_failed = st['status'] == 'failed'  -- a failed() hook delivery: only finish it
+if not was_failed and ARGV[6] == '0' and (st['attempts'] or 0) < (st['max_tries'] or 1) then
+  local due = now + tonumber(ARGV[2])
+  st['status'] = 'retrying'
+  st['due_at'] = due
+  save_state(KEYS[2], id, st, now)
+  schedule(KEYS[4], KEYS[5], id, due)
+  return 1
+end
+st['hook'] = nil
+if not was_failed then
+  local expires = now + tonumber(ARGV[5])
+  st['status'] = 'failed'
+  st['finished_at'] = now
+  st['expires_at'] = expires
+  redis.call('ZADD', KEYS[6], now, id)
+  redis.call('ZADD', KEYS[7], expires, id)
+end
+save_state(KEYS[2], id, st, now)
+prune(KEYS[7], KEYS[6], KEYS[2], KEYS[3], now, 10)
+return 2

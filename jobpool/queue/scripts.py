@@ -1,0 +1,83 @@
+"""Loads the Lua scripts (one file per atomic operation) and builds their KEYS and ARGV.
+
+The builders are pure functions of QueueKeys, so the key order each script expects is tested
+without Redis; `Scripts` only binds them to a client.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import redis
+
+from jobpool.queue.keys import QueueKeys
+
+_INCLUDE = re.compile(r"^-- @include (\w+)$", re.MULTILINE)
+OPERATIONS = (
+    "enqueue",
+    "fetch",
+    "ack",
+    "retry_or_fail",
+    "requeue",
+    "release",
+    "renew",
+    "retry_failed",
+    "delete",
+)
+
+
+@cache
+def source(name: str) -> str:
+    """The text of lua/NAME.lua with its `-- @include X` lines replaced by lua/includes/X.lua."""
+    lua = resources.files("jobpool.queue") / "lua"
+    text = (lua / f"{name}.lua").read_text()
+    return _INCLUDE.sub(lambda m: (lua / "includes" / f"{m.group(1)}.lua").read_text(), text)
+
+
+class Scripts:
+    """The registered scripts of one client; redis-py reloads any the server forgot (a restart)."""
+
+    def __init__(self, client: redis.Redis):
+        self._by_name = {name: client.register_script(source(name)) for name in OPERATIONS}
+
+    def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
+        return self._by_name[name](keys=keys, args=args, client=client)
+
+
+def enqueue_keys(k: QueueKeys) -> list[str]:
+    return [k.ready, k.delayed, k.state, k.payload]
+
+
+def fetch_keys(k: QueueKeys, worker_id: str) -> list[str]:
+    return [k.ready, k.delayed, k.state, k.payload, k.workers, k.wip(worker_id)]
+
+
+def ack_keys(k: QueueKeys, worker_id: str) -> list[str]:
+    return [k.wip(worker_id), k.state, k.payload, k.expire, k.failed]
+
+
+def retry_or_fail_keys(k: QueueKeys, worker_id: str) -> list[str]:
+    return [k.wip(worker_id), k.state, k.payload, k.delayed, k.ready, k.failed, k.expire]
+
+
+def requeue_keys(k: QueueKeys, worker_id: str) -> list[str]:
+    return [k.workers, k.wip(worker_id), k.ready, k.state, k.failed, k.expire]
+
+
+def release_keys(k: QueueKeys, worker_id: str) -> list[str]:
+    return [k.wip(worker_id), k.ready, k.state, k.workers]
+
+
+def renew_keys(k: QueueKeys) -> list[str]:
+    return [k.workers]
+
+
+def retry_failed_keys(k: QueueKeys) -> list[str]:
+    return [k.failed, k.expire, k.state, k.payload, k.ready]
+
+
+def delete_keys(k: QueueKeys) -> list[str]:
+    return [k.ready, k.delayed, k.failed, k.expire, k.state, k.payload]

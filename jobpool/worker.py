@@ -1,0 +1,284 @@
+"""The worker: claim a job, run it, record the outcome; drain on SIGTERM.
+
+One worker serves one queue in one process. Under `jobpool start` the supervisor forks it and
+renews its lease; run alone (`jobpool worker`), a forked lease keeper renews it instead, so that
+a job holding the CPU or the GIL cannot let the lease lapse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from jobpool.backoff import Backoff, retry_wait
+from jobpool.connection import CONNECTION_ERRORS
+from jobpool.context import running_with
+from jobpool.driver import Delivery, Outcome
+from jobpool.errors import JobDecodeError, WorkerLostError
+from jobpool.job import Job, decode_job, job_settings
+from jobpool.lease import LeaseKeeper
+
+if TYPE_CHECKING:
+    from jobpool.manager import QueueManager
+
+log = logging.getLogger("jobpool.worker")
+IDLE_TICK = 1.0  # most seconds an idle worker waits before it looks for expired leases again
+
+
+class WorkerShutdown(BaseException):
+    """Raised by a second SIGTERM/SIGINT to stop at once; the running job is handed back."""
+
+
+def new_worker_id(queue: str) -> str:
+    return f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
+
+
+def job_fields(delivery: Delivery) -> dict[str, Any]:
+    """The fields every log line about a job carries."""
+    return {"job_id": delivery.id, "queue": delivery.queue, "job_class": delivery.job_class}
+
+
+class Worker:
+    """Runs the jobs of one queue.
+
+    `process(delivery)` runs one claimed job (unit tests call it directly); `run()` is the loop.
+    `on_busy(delivery | None)` is called as a job starts and ends: the supervisor sets the process
+    title with it.
+    """
+
+    def __init__(
+        self,
+        manager: QueueManager,
+        queue: str | None = None,
+        *,
+        worker_id: str | None = None,
+        lease: float = 30.0,
+        batch: int = 1,
+        on_busy: Callable[[Delivery | None], None] | None = None,
+    ):
+        self.manager = manager
+        self.driver = manager.driver
+        self.queue = manager._queue(None, queue)
+        self.worker_id = worker_id or new_worker_id(self.queue)
+        self.lease = lease
+        self.batch = batch
+        self.on_busy = on_busy
+        self.stopping = False
+        self.jobs_done = 0
+        self._wakeup_r: int | None = None
+
+    # -- one job -----------------------------------------------------------------------------
+
+    def process(self, delivery: Delivery) -> Outcome:
+        """Run one claimed job to its outcome: completed, retrying or failed."""
+        try:
+            job = decode_job(delivery.body)
+        except JobDecodeError as exc:
+            log.error("job cannot run: %s", exc, extra=job_fields(delivery))
+            return self._record_failure(delivery, None, exc, force=True)
+        if delivery.hook_only:
+            return self._finish_lost(delivery, job)
+        if self.on_busy:
+            self.on_busy(delivery)
+        started = time.monotonic()
+        try:
+            with running_with(self.manager):
+                job.handle()
+        except WorkerShutdown:
+            self._call(lambda: self.driver.release(self.worker_id, delivery.queue, [delivery.id]))
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a job's SystemExit/KeyboardInterrupt too
+            return self._record_failure(delivery, job, exc, took=time.monotonic() - started)
+        finally:
+            if self.on_busy:
+                self.on_busy(None)
+        took = time.monotonic() - started
+        if self._call(lambda: self.driver.complete(delivery)):
+            log.info("completed in %.3fs", took, extra=job_fields(delivery))
+            return Outcome.COMPLETED
+        log.warning(
+            "completed, but its lease had lapsed: another worker owns the job now",
+            extra=job_fields(delivery),
+        )
+        return Outcome.LOST
+
+    def _record_failure(
+        self,
+        delivery: Delivery,
+        job: Job | None,
+        exc: BaseException,
+        *,
+        force: bool = False,
+        took: float = 0.0,
+    ) -> Outcome:
+        error = f"{type(exc).__name__}: {exc}"
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        delay = retry_wait(_retry_delay(job), delivery.attempts)
+        outcome = self._call(
+            lambda: self.driver.retry_or_fail(delivery, delay, error, tb, force_fail=force)
+        )
+        fields = job_fields(delivery)
+        attempt = f"attempt {delivery.attempts}/{delivery.max_tries}"
+        if outcome is Outcome.RETRYING:
+            log.warning(
+                "%s failed after %.3fs (%s); retry in %gs",
+                attempt,
+                took,
+                error,
+                delay,
+                extra=fields,
+            )
+        elif outcome is Outcome.FAILED:
+            log.error("failed for good, %s (%s)", attempt, error, extra=fields)
+            if job is not None:
+                self._run_failed_hook(job, exc, delivery)
+        return outcome
+
+    def _finish_lost(self, delivery: Delivery, job: Job) -> Outcome:
+        """A job whose workers kept dying: run its failed() hook here, once."""
+        error = WorkerLostError(delivery.record.get("error") or "worker lost")
+        self._run_failed_hook(job, error, delivery)
+        self._call(lambda: self.driver.retry_or_fail(delivery, 0, "", "", force_fail=True))
+        log.error("failed for good: %s", error, extra=job_fields(delivery))
+        return Outcome.FAILED
+
+    def _run_failed_hook(self, job: Job, exc: BaseException, delivery: Delivery) -> None:
+        try:
+            with running_with(self.manager):
+                job.failed(exc)
+        except BaseException:  # noqa: BLE001 - the hook must never take the worker down
+            log.exception("the job's failed() hook raised", extra=job_fields(delivery))
+
+    def _call(self, step: Callable[[], Any]) -> Any:
+        """Run an idempotent queue step, retrying across dropped connections and restarts."""
+        backoff = Backoff()
+        while True:
+            try:
+                return step()
+            except CONNECTION_ERRORS as exc:
+                wait = backoff.next()
+                log.warning("redis unreachable (%s); retrying in %.1fs", exc, wait)
+                time.sleep(wait)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        max_jobs: int = 0,
+        burst: bool = False,
+        install_signals: bool = True,
+        keep_lease: bool = True,
+    ) -> int:
+        """Take jobs until stopped (SIGTERM/SIGINT), `max_jobs` are done, or, with `burst`,
+        nothing is left to do now. Returns the number of jobs run.
+
+        `keep_lease=False` when a supervisor renews this worker's lease."""
+        if install_signals:
+            self._install_signals()
+        keeper = None
+        if keep_lease:
+            keeper = LeaseKeeper(self._renew, self.lease / 3, f"jobpool: lease keeper {self.queue}")
+            keeper.start()
+        try:
+            return self._loop(max_jobs, burst)
+        finally:
+            if keeper is not None:
+                keeper.stop()
+            # Drop this worker's lease entry so no peer has to reap it (it is harmless if
+            # Redis is away: the entry holds no job and a peer drops it when it lapses).
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                self.driver.release(self.worker_id, self.queue, [])
+
+    def _renew(self) -> None:
+        self.driver.renew(self.queue, [self.worker_id], self.lease)
+
+    def _loop(self, max_jobs: int, burst: bool) -> int:
+        backoff = Backoff()
+        while not self.stopping:
+            try:
+                fetched = self.driver.fetch(self.queue, self.worker_id, self.batch, self.lease)
+                if fetched.stale_worker:
+                    self._reap(fetched.stale_worker)
+                if not fetched.deliveries:
+                    if burst and fetched.next_due is None:
+                        break
+                    self._idle(fetched.next_due)
+                backoff.reset()
+            except CONNECTION_ERRORS as exc:
+                wait = backoff.next()
+                log.warning("redis unreachable (%s); reconnecting in %.1fs", exc, wait)
+                time.sleep(wait)
+                continue
+            self._run_batch(fetched.deliveries)
+            if max_jobs and self.jobs_done >= max_jobs:
+                break
+        return self.jobs_done
+
+    def _run_batch(self, deliveries: list[Delivery]) -> None:
+        for i, delivery in enumerate(deliveries):
+            if self.stopping:
+                rest = [d.id for d in deliveries[i:]]
+                self._call(lambda r=rest: self.driver.release(self.worker_id, self.queue, r))
+                return
+            self.process(delivery)
+            self.jobs_done += 1
+
+    def _idle(self, next_due: float | None) -> None:
+        timeout = IDLE_TICK if next_due is None else min(next_due, IDLE_TICK)
+        if timeout > 0:
+            self.driver.wait(self.queue, timeout, self._wakeup_r)
+            self._drain_wakeup()
+
+    def _reap(self, stale: str) -> None:
+        handed = self.driver.requeue_worker(
+            self.queue, stale, "worker lost: its lease expired", only_if_expired=True
+        )
+        if handed > 0:
+            log.warning(
+                "worker %s stopped renewing its lease; %d job(s) handed back",
+                stale,
+                handed,
+                extra={"queue": self.queue},
+            )
+
+    def stop(self) -> None:
+        """Finish the current job, take no new one."""
+        self.stopping = True
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        self._wakeup_r = r
+        signal.set_wakeup_fd(w)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_stop_signal)
+
+    def _on_stop_signal(self, signum: int, frame: object) -> None:
+        if self.stopping:
+            raise WorkerShutdown(signal.Signals(signum).name)
+        self.stopping = True
+
+    def _drain_wakeup(self) -> None:
+        if self._wakeup_r is not None:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wakeup_r, 512)
+
+
+def _retry_delay(job: Job | None) -> float:
+    if job is None:
+        return 0.0
+    try:
+        return job_settings(job)[1]
+    except Exception:  # noqa: BLE001 - a broken attribute must not stop the failure record
+        return float(Job.retry_delay)

@@ -1,0 +1,163 @@
+"""Each Lua script, called directly against a real redis-server, and the key layout it relies on."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from jobpool.queue import scripts as s
+from jobpool.queue.keys import QueueKeys
+
+K = QueueKeys("jobpool", "default")
+BUILDERS = {
+    "enqueue": lambda: s.enqueue_keys(K),
+    "fetch": lambda: s.fetch_keys(K, "w1"),
+    "ack": lambda: s.ack_keys(K, "w1"),
+    "retry_or_fail": lambda: s.retry_or_fail_keys(K, "w1"),
+    "requeue": lambda: s.requeue_keys(K, "w1"),
+    "release": lambda: s.release_keys(K, "w1"),
+    "renew": lambda: s.renew_keys(K),
+    "retry_failed": lambda: s.retry_failed_keys(K),
+    "delete": lambda: s.delete_keys(K),
+}
+HEADER_KEY = re.compile(r"^KEYS\[(\d+)\]\s+(\w+)", re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", s.OPERATIONS)
+def test_header_documents_each_key_in_the_builders_order(name):
+    text = s.source(name)
+    documented = [(int(i), part) for i, part in HEADER_KEY.findall(text)]
+    built = BUILDERS[name]()
+    assert [i for i, _ in documented] == list(range(1, len(built) + 1))
+    for (_, part), key in zip(documented, built, strict=True):
+        assert key.split(":")[2] == part, f"{name}: KEYS documents {part}, builder gives {key}"
+    used = {int(i) for i in re.findall(r"KEYS\[(\d+)\]", text.split("]]", 1)[1])}
+    assert used <= set(range(1, len(built) + 1))
+
+
+@pytest.mark.parametrize("name", s.OPERATIONS)
+def test_scripts_never_use_the_keys_command_or_build_key_names(name):
+    text = s.source(name)
+    assert not re.search(r"redis\.call\(\s*'KEYS'", text, re.IGNORECASE)
+    assert not re.search(r"redis\.call\([^)]*\.\.", text), "a key name built inside Lua"
+
+
+def test_every_key_of_a_queue_shares_one_hash_slot():
+    keys = {key for build in BUILDERS.values() for key in build()}
+    assert {re.search(r"\{(.*?)\}", key).group(1) for key in keys} == {"default"}
+    assert K.ready == "jobpool:{default}:ready"
+
+
+def test_include_lines_are_expanded():
+    assert "-- @include" not in s.source("fetch")
+    assert "local function now_ms" in s.source("fetch")
+
+
+def _run(redis_client, name, keys, args):
+    return s.Scripts(redis_client).run(name, keys, args)
+
+
+def _enqueue(redis_client, job_id, delay_ms=0, max_tries=3):
+    record = json.dumps({"job": "Record", "queue": "default", "max_tries": max_tries})
+    return _run(redis_client, "enqueue", s.enqueue_keys(K), [delay_ms, job_id, "{}", record])
+
+
+def _state(redis_client, job_id):
+    return json.loads(redis_client.hget(K.state, job_id))
+
+
+def test_enqueue_is_idempotent_by_id(redis_client):
+    assert _enqueue(redis_client, "default:a") == 1
+    assert _enqueue(redis_client, "default:a") == 0
+    assert redis_client.llen(K.ready) == 1
+
+
+def test_fetch_claims_and_records_the_lease(redis_client):
+    _enqueue(redis_client, "default:a")
+    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 5, 30_000, 100])
+    assert out[0] == -1 and out[1] == b""
+    assert out[2] == b"default:a" and json.loads(out[4])["attempts"] == 1
+    assert redis_client.lrange(K.wip("w1"), 0, -1) == [b"default:a"]
+    assert redis_client.zscore(K.workers, "w1") is not None
+    assert _state(redis_client, "default:a")["status"] == "processing"
+
+
+def test_fetch_hands_back_a_claim_whose_reply_was_lost(redis_client):
+    _enqueue(redis_client, "default:a")
+    _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    # The worker never saw that reply; its next fetch must not strand the job.
+    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    assert out[2] == b"default:a"
+    assert json.loads(out[4])["attempts"] == 1  # the lost claim did not count
+
+
+def test_fetch_promotes_due_jobs_and_reports_the_next_due(redis_client):
+    _enqueue(redis_client, "default:soon", delay_ms=1)
+    _enqueue(redis_client, "default:late", delay_ms=60_000)
+    redis_client.execute_command("DEBUG", "SLEEP", "0.01")
+    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    assert out[2] == b"default:soon"
+    assert 59_000 < out[0] <= 60_000
+    assert _state(redis_client, "default:late")["status"] == "delayed"
+
+
+def test_a_delayed_job_that_becomes_earliest_wakes_idle_workers(redis_client):
+    _enqueue(redis_client, "default:late", delay_ms=60_000)
+    assert redis_client.lrange(K.ready, 0, -1) == [b"~wake"]
+    redis_client.delete(K.ready)
+    _enqueue(redis_client, "default:later", delay_ms=120_000)
+    assert redis_client.llen(K.ready) == 0  # not earlier: the workers' timers still hold
+    _enqueue(redis_client, "default:sooner", delay_ms=30_000)
+    assert redis_client.lrange(K.ready, 0, -1) == [b"~wake"]
+    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    assert len(out) == 2 and redis_client.llen(K.ready) == 0  # the token is consumed, no job
+
+
+def test_requeue_respects_a_live_lease_and_reaps_an_expired_one(redis_client):
+    _enqueue(redis_client, "default:a")
+    _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    args = ["w1", "worker lost: its lease expired", 60_000, 1]
+    assert _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args) == -1
+    redis_client.zadd(K.workers, {"w1": 0})
+    assert _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args) == 1
+    assert redis_client.exists(K.wip("w1"), K.workers) == 0
+    st = _state(redis_client, "default:a")
+    assert st["status"] == "queued" and st["attempts"] == 1
+    assert st["error"] == "worker lost: its lease expired"
+
+
+def test_fetch_reports_a_peer_whose_lease_lapsed(redis_client):
+    redis_client.zadd(K.workers, {"dead": 0})
+    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    assert out[1] == b"dead"
+
+
+def test_renew_extends_leases(redis_client):
+    deadline = _run(redis_client, "renew", s.renew_keys(K), [5_000, "w1", "w2"])
+    assert redis_client.zscore(K.workers, "w1") == deadline
+    assert redis_client.zscore(K.workers, "w2") == deadline
+
+
+def test_ack_by_a_worker_that_lost_the_job_changes_nothing(redis_client):
+    _enqueue(redis_client, "default:a")
+    _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    assert _run(redis_client, "ack", s.ack_keys(K, "w2"), [1000, 10, "default:a"]) == [0]
+    assert _state(redis_client, "default:a")["status"] == "processing"
+    assert _run(redis_client, "ack", s.ack_keys(K, "w1"), [1000, 10, "default:a"]) == [1]
+    assert _state(redis_client, "default:a")["status"] == "completed"
+    assert redis_client.hexists(K.payload, "default:a") == 0
+
+
+def test_retry_or_fail_decides_by_the_stored_attempts(redis_client):
+    _enqueue(redis_client, "default:a", max_tries=2)
+    keys = s.retry_or_fail_keys(K, "w1")
+    for expected in (1, 2):
+        _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+        assert (
+            _run(redis_client, "retry_or_fail", keys, ["default:a", 0, "E: x", "tb", 60_000, 0])
+            == expected
+        )
+    assert redis_client.zscore(K.failed, "default:a") is not None
+    assert redis_client.zscore(K.expire, "default:a") is not None

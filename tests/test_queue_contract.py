@@ -1,0 +1,360 @@
+"""The promises both drivers keep, run against the in-memory driver and a real redis-server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+from helpers import wait_until
+from jobs import Fail, FollowUp, Record, runs
+
+from jobpool import Job, Outcome, QueueManager, Worker
+from jobpool.errors import JobEncodeError, PayloadTooLargeError
+
+
+@pytest.fixture(params=["memory", "redis"])
+def qm(request: pytest.FixtureRequest) -> QueueManager:
+    if request.param == "memory":
+        manager = QueueManager(None)
+    else:
+        manager = QueueManager(request.getfixturevalue("redis_url"))
+    yield manager
+    manager.close()
+
+
+def test_push_pop_process_completes(qm, tmp_path):
+    job_id = qm.push(Record(str(tmp_path / "out")))
+    assert qm.get_job_status(job_id)["status"] == "queued"
+    delivery = qm.pop()
+    assert delivery.id == job_id
+    assert qm.get_job_status(job_id)["status"] == "processing"
+    assert Worker(qm).process(delivery) is Outcome.COMPLETED
+    status = qm.get_job_status(job_id)
+    assert status["status"] == "completed"
+    assert status["attempts"] == 1 and status["max_tries"] == 3
+    assert status["queue"] == "default" and status["job"] == "Record"
+    assert isinstance(status["updated_at"], float)
+    assert abs(status["updated_at"] - time.time()) < 5
+    assert runs(tmp_path / "out") == ["ran"]
+
+
+def test_status_of_unknown_or_malformed_id_is_none(qm):
+    assert qm.get_job_status("default:nope") is None
+    assert qm.get_job_status("no-colon") is None
+
+
+def test_fifo_order_within_a_queue(qm, tmp_path):
+    ids = [qm.push(Record(str(tmp_path / "out"), str(i))) for i in range(5)]
+    assert [qm.pop().id for _ in ids] == ids
+
+
+def test_queues_are_independent(qm, tmp_path):
+    a = qm.push(Record(str(tmp_path / "a")), "alpha")
+    b = qm.push(Record(str(tmp_path / "b")), "beta")
+    assert qm.size("alpha") == 1 and qm.size("beta") == 1
+    assert qm.pop("beta").id == b
+    assert qm.pop("beta") is None
+    assert qm.pop("alpha").id == a
+    assert qm.get_job_status(b)["queue"] == "beta"
+
+
+def test_failure_retries_with_exponential_backoff_then_fails_once(qm, tmp_path):
+    path = str(tmp_path / "out")
+    job = Fail(path)
+    job.retry_delay = 0.2
+    job_id = qm.push(job)
+    worker = Worker(qm)
+    waits = []
+    for attempt in (1, 2):
+        assert worker.process(qm.pop()) is Outcome.RETRYING
+        status = qm.get_job_status(job_id)
+        assert status["status"] == "retrying" and status["attempts"] == attempt
+        assert status["error"] == "RuntimeError: boom"
+        assert "Traceback" in status["traceback"]
+        waits.append(status["due_at"] - status["updated_at"])
+        assert qm.pop() is None  # not before its due time
+        delivery = qm.pop(timeout=2)
+        assert delivery is not None and delivery.id == job_id
+        assert time.time() >= status["due_at"]
+        _requeue_for_next_attempt(qm, worker, delivery)
+    assert waits[0] == pytest.approx(0.2, abs=0.02)
+    assert waits[1] == pytest.approx(0.4, abs=0.02)
+    assert worker.process(qm.pop()) is Outcome.FAILED
+    status = qm.get_job_status(job_id)
+    assert status["status"] == "failed" and status["attempts"] == 3
+    assert runs(path) == ["failed:RuntimeError:boom"]
+    assert [r["id"] for r in qm.failed_jobs()] == [job_id]
+
+
+def _requeue_for_next_attempt(qm, worker, delivery):
+    """Hand the popped job back so the next pop() in the loop claims it as the next attempt."""
+    qm.driver.release(delivery.worker_id, delivery.queue, [delivery.id])
+
+
+def test_instance_max_tries_overrides_class_default(qm, tmp_path):
+    job = Fail(str(tmp_path / "out"))
+    job.max_tries = 1
+    job_id = qm.push(job)
+    assert Worker(qm).process(qm.pop()) is Outcome.FAILED
+    assert qm.get_job_status(job_id)["max_tries"] == 1
+
+
+def test_instance_max_tries_five_runs_five_times(qm, tmp_path):
+    job = Fail(str(tmp_path / "out"))
+    job.max_tries, job.retry_delay = 5, 0
+    job_id = qm.push(job)
+    worker, outcomes = Worker(qm), []
+    while (delivery := qm.pop(timeout=1)) is not None:
+        outcomes.append(worker.process(delivery))
+    assert outcomes == [Outcome.RETRYING] * 4 + [Outcome.FAILED]
+    assert qm.get_job_status(job_id)["attempts"] == 5
+
+
+def test_later_waits_until_due(qm, tmp_path):
+    job_id = qm.later(Record(str(tmp_path / "out")), 0.3)
+    status = qm.get_job_status(job_id)
+    assert status["status"] == "delayed"
+    assert qm.pop() is None
+    delivery = qm.pop(timeout=2)
+    assert delivery.id == job_id
+    assert time.time() >= status["due_at"]
+
+
+@pytest.mark.parametrize(
+    "delay",
+    [
+        dt.timedelta(milliseconds=200),
+        lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(milliseconds=200),
+    ],
+)
+def test_later_takes_timedelta_and_aware_datetime(qm, tmp_path, delay):
+    delay = delay() if callable(delay) else delay
+    job_id = qm.later(Record(str(tmp_path / "out")), delay)
+    status = qm.get_job_status(job_id)
+    assert status["status"] == "delayed"
+    assert 0.1 < status["due_at"] - status["created_at"] <= 0.25
+
+
+def test_later_refuses_naive_datetime(qm, tmp_path):
+    with pytest.raises(JobEncodeError, match="aware datetime"):
+        qm.later(Record(str(tmp_path / "out")), dt.datetime.now())
+
+
+def test_push_many_returns_ids_in_order(qm, tmp_path):
+    ids = qm.push_many([Record(str(tmp_path / "out"), str(i)) for i in range(2500)])
+    assert len(set(ids)) == 2500
+    assert qm.size() == 2500
+    assert qm.pop().id == ids[0]
+
+
+def test_push_many_checks_every_job_before_storing_any(qm, tmp_path):
+    good = Record(str(tmp_path / "out"))
+    bad = Record(str(tmp_path / "out"))
+    bad.when = object()
+    with pytest.raises(JobEncodeError, match="attribute 'when'"):
+        qm.push_many([good, bad])
+    assert qm.size() == 0
+
+
+def test_unencodable_attribute_is_refused_at_push(qm, tmp_path):
+    job = Record(str(tmp_path / "out"))
+    job.created = dt.datetime.now()
+    with pytest.raises(JobEncodeError, match="'created'.*datetime"):
+        qm.push(job)
+    job.created = float("nan")
+    with pytest.raises(JobEncodeError, match="non-finite"):
+        qm.push(job)
+    assert qm.size() == 0
+
+
+def test_payload_above_max_payload_is_refused(qm, tmp_path):
+    qm.max_payload = 1000
+    with pytest.raises(PayloadTooLargeError, match="max_payload"):
+        qm.push(Record(str(tmp_path / "out"), "x" * 2000))
+    assert qm.size() == 0
+
+
+def test_push_refuses_non_job_and_bad_queue_names(qm):
+    with pytest.raises(JobEncodeError, match="Job instance"):
+        qm.push({"not": "a job"})
+    with pytest.raises(ValueError, match="invalid queue name"):
+        qm.push(Record("/dev/null"), "bad{name}")
+
+
+def test_job_queue_class_attribute_picks_the_queue(qm, tmp_path):
+    class Mail(Record):
+        queue = "mail"
+
+    job_id = qm.push(Mail(str(tmp_path / "out")))
+    assert job_id.startswith("mail:")
+    assert qm.pop("mail").id == job_id
+
+
+def test_unknown_class_fails_without_running_and_worker_lives(qm, tmp_path):
+    job_id = qm.push(Record(str(tmp_path / "out")))
+    delivery = qm.pop()
+    forged = type(delivery)(
+        delivery.id,
+        delivery.queue,
+        b'{"job":"os:system","attrs":{}}',
+        delivery.record,
+        delivery.worker_id,
+    )
+    assert Worker(qm).process(forged) is Outcome.FAILED
+    status = qm.get_job_status(job_id)
+    assert status["status"] == "failed" and "unknown job class 'os:system'" in status["error"]
+    assert runs(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b'{"job": "tests.jobs:Rec', "not valid JSON"),
+        (b"\x80\x04\x95pickle", "not valid JSON"),
+        (b'{"attrs": {}}', "no job class name"),
+        (b'{"job": "jobs:Record"}', "no attrs"),
+    ],
+)
+def test_bad_payloads_fail_with_a_clear_error(qm, tmp_path, body, message):
+    job_id = qm.push(Record(str(tmp_path / "out")))
+    d = qm.pop()
+    bad = type(d)(d.id, d.queue, body, d.record, d.worker_id)
+    assert Worker(qm).process(bad) is Outcome.FAILED
+    assert message in qm.get_job_status(job_id)["error"]
+
+
+def test_missing_attribute_fails_the_job(qm, tmp_path):
+    job_id = qm.push(Record(str(tmp_path / "out")))
+    d = qm.pop()
+    bad = type(d)(d.id, d.queue, b'{"job":"jobs:Record","attrs":{}}', d.record, d.worker_id)
+    assert Worker(qm).process(bad) is Outcome.RETRYING
+    assert "AttributeError" in qm.get_job_status(job_id)["error"]
+
+
+class ExitingJob(Job):
+    max_tries = 1
+
+    def __init__(self, exc: str):
+        self.exc = exc
+
+    def handle(self) -> None:
+        raise {"exit": SystemExit(3), "interrupt": KeyboardInterrupt()}[self.exc]
+
+
+@pytest.mark.parametrize("exc, name", [("exit", "SystemExit"), ("interrupt", "KeyboardInterrupt")])
+def test_systemexit_and_keyboardinterrupt_in_handle_fail_the_job_only(qm, exc, name):
+    job_id = qm.push(ExitingJob(exc))
+    assert Worker(qm).process(qm.pop()) is Outcome.FAILED
+    assert qm.get_job_status(job_id)["error"].startswith(name)
+
+
+class HookRaises(Job):
+    max_tries = 1
+
+    def handle(self) -> None:
+        raise ValueError("first")
+
+    def failed(self, exc: BaseException) -> None:
+        raise RuntimeError("hook broke")
+
+
+def test_exception_in_failed_hook_is_logged_not_fatal(qm, caplog):
+    job_id = qm.push(HookRaises())
+    assert Worker(qm).process(qm.pop()) is Outcome.FAILED
+    assert qm.get_job_status(job_id)["status"] == "failed"
+    assert "failed() hook raised" in caplog.text and "hook broke" in caplog.text
+
+
+def test_follow_up_job_pushed_from_handle(qm, tmp_path):
+    qm.push(FollowUp(str(tmp_path / "out")))
+    worker = Worker(qm)
+    worker.process(qm.pop())
+    follow = qm.pop()
+    assert follow is not None and follow.job_class == "Record"
+    worker.process(follow)
+    assert runs(tmp_path / "out") == ["follow-up"]
+
+
+def test_failed_jobs_retry_one_and_all_and_delete(qm, tmp_path):
+    worker = Worker(qm)
+    ids = []
+    for _ in range(3):
+        job = Fail(str(tmp_path / "out"))
+        job.max_tries = 1
+        ids.append(qm.push(job))
+        worker.process(qm.pop())
+    assert qm.counts()["failed"] == 3
+    assert qm.retry_failed(ids[0]) is True
+    assert qm.get_job_status(ids[0])["status"] == "queued"
+    assert qm.get_job_status(ids[0])["attempts"] == 0
+    assert qm.retry_failed(ids[0]) is False  # no longer failed
+    assert qm.delete(ids[1]) is True
+    assert qm.get_job_status(ids[1]) is None
+    assert qm.retry_all_failed() == 1
+    assert qm.counts() == {"ready": 2, "delayed": 0, "in_flight": 0, "failed": 0}
+
+
+def test_delete_refuses_a_job_in_progress(qm, tmp_path):
+    job_id = qm.push(Record(str(tmp_path / "out")))
+    qm.pop()
+    with pytest.raises(ValueError, match="being processed"):
+        qm.delete(job_id)
+
+
+def test_release_hands_back_without_counting_the_attempt(qm, tmp_path):
+    job_id = qm.push(Record(str(tmp_path / "out")))
+    d = qm.pop()
+    assert qm.driver.release(d.worker_id, d.queue, [d.id]) == 1
+    status = qm.get_job_status(job_id)
+    assert status["status"] == "queued" and status["attempts"] == 0
+
+
+def test_dead_worker_jobs_are_requeued_and_count_as_attempts(qm, tmp_path):
+    job = Record(str(tmp_path / "out"))
+    job.max_tries = 2
+    job_id = qm.push(job)
+    d = qm.pop()
+    assert qm.driver.requeue_worker("default", d.worker_id, "worker killed by signal 9") == 1
+    status = qm.get_job_status(job_id)
+    assert status["status"] == "queued" and status["attempts"] == 1
+    assert status["error"] == "worker killed by signal 9"
+    d = qm.pop()
+    assert d.attempts == 2
+    qm.driver.requeue_worker("default", d.worker_id, "worker killed by signal 9")
+    status = qm.get_job_status(job_id)
+    assert status["status"] == "failed" and status["failed_hook_pending"] is True
+
+
+def test_failed_hook_runs_once_in_a_worker_after_deaths(qm, tmp_path):
+    path = str(tmp_path / "out")
+    job = Fail(path)
+    job.max_tries = 1
+    job_id = qm.push(job)
+    d = qm.pop()
+    qm.driver.requeue_worker("default", d.worker_id, "worker killed by signal 9")
+    hook = qm.pop()
+    assert hook.hook_only
+    assert Worker(qm).process(hook) is Outcome.FAILED
+    assert runs(path) == ["failed:WorkerLostError:worker", "killed", "by", "signal", "9"]
+    status = qm.get_job_status(job_id)
+    assert status["status"] == "failed" and "failed_hook_pending" not in status
+    assert qm.pop() is None
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_finished_records_expire_after_their_ttl(request, tmp_path, backend):
+    conn = None if backend == "memory" else request.getfixturevalue("redis_url")
+    qm = QueueManager(conn, completed_ttl=0.3, failed_ttl=0.6)
+    done = qm.push(Record(str(tmp_path / "out")))
+    Worker(qm).process(qm.pop())
+    job = Fail(str(tmp_path / "out"))
+    job.max_tries = 1
+    failed = qm.push(job)
+    Worker(qm).process(qm.pop())
+    assert qm.get_job_status(done)["status"] == "completed"
+    assert qm.get_job_status(failed)["status"] == "failed"
+    wait_until(lambda: qm.get_job_status(done) is None, timeout=3)
+    assert qm.get_job_status(failed) is not None  # a failed record outlives a completed one
+    wait_until(lambda: qm.get_job_status(failed) is None, timeout=3)
+    qm.close()
