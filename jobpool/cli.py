@@ -7,7 +7,6 @@ reached, 4 when a job module cannot be imported.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -50,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     command("check", "validate a config file; exit 2 listing every problem", cmd_check)
+    command("start", "run the master and its worker pool in the foreground", cmd_start)
     p = command(
         "worker",
         "run one worker in the foreground (SIGTERM/SIGINT: finish the job, exit)",
@@ -98,22 +98,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def import_job_modules(modules: Sequence[str]) -> None:
-    """Import the modules that define Job classes, so their classes are registered.
+    from jobpool.job import import_job_modules as _import
 
-    The current directory goes first on sys.path, as with `python -m`, so that `imports` can name
-    the project's own modules.
-    """
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:
-            raise CommandError(
-                f"cannot import job module {name!r} listed in `imports`: "
-                f"{type(exc).__name__}: {exc}",
-                exitcodes.IMPORT_FAILED,
-            ) from exc
+    try:
+        _import(modules)
+    except ImportError as exc:
+        raise CommandError(str(exc), exitcodes.IMPORT_FAILED) from exc
 
 
 def _manager(cfg: Config, wait: float = 0.0):
@@ -142,7 +132,7 @@ def _manager(cfg: Config, wait: float = 0.0):
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from jobpool.procinfo import set_title
+    from jobpool.events import TitleEvents
     from jobpool.worker import Worker
 
     cfg = _config(args)
@@ -150,16 +140,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     qcfg = cfg.queue(queue)
     import_job_modules(cfg.imports)
     qm = _manager(cfg, wait=30.0)
-    worker = Worker(qm, queue, lease=qcfg.lease)
-    set_title(f"jobpool: worker {queue} idle")
-    worker.on_busy = lambda d: set_title(
-        f"jobpool: worker {queue} " + (f"busy {d.job_class} {d.id}" if d else "idle")
-    )
+    worker = Worker(qm, queue, lease=qcfg.lease, events=TitleEvents(queue))
     log.info("worker %s serving queue %s on %s", worker.worker_id, queue, cfg.redis.safe_url())
     done = worker.run(max_jobs=args.max_jobs, burst=args.burst)
     log.info("worker %s stopped after %d job(s)", worker.worker_id, done)
     qm.close()
     return exitcodes.OK
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from jobpool.supervisor import Supervisor
+
+    cfg = _config(args)
+    if cfg.pool.preload:
+        import_job_modules(cfg.imports)
+    qm = _manager(cfg, wait=30.0)
+    return Supervisor(cfg, args.config, qm.driver, preloaded=cfg.pool.preload).run()
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -7,8 +7,12 @@ That is the whole security model of job bodies; nothing is unpickled or evaluate
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
+import os
+import sys
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from jobpool.errors import JobDecodeError, JobEncodeError, UnknownJobError
@@ -126,3 +130,21 @@ def job_settings(job: Job) -> tuple[int, float, float | None]:
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
         raise JobEncodeError(f"{type(job).__name__}.timeout must be > 0 or None, got {timeout!r}")
     return max_tries, float(retry_delay), timeout
+
+
+def import_job_modules(modules: Sequence[str]) -> None:
+    """Import the modules that define Job classes, so that their classes register.
+
+    The current directory goes first on sys.path, as with `python -m`, so that `imports` can name
+    the project's own modules. Raises ImportError naming the module that failed.
+    """
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise ImportError(
+                f"cannot import job module {name!r} listed in `imports`: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc

@@ -9,6 +9,7 @@ import re
 import socket
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -189,15 +190,13 @@ def _make_driver(connection: Any, prefix: str, completed_ttl: float, failed_ttl:
     if connection is None:
         return MemoryDriver(**ttl)
     if isinstance(connection, str):
-        if connection == "embedded":
-            from jobpool.config import default_config
+        from jobpool.connection import client_from_config, client_from_url
 
-            cfg = default_config().redis
-            from jobpool.connection import client_from_config
+        if connection == "embedded":  # the server of ./.jobpool, as url = "embedded" gives
+            from jobpool.config import RedisConfig
 
+            cfg = RedisConfig(url="embedded", data_dir=Path(".jobpool").absolute())
             return RedisDriver(client_from_config(cfg), prefix=prefix, **ttl)
-        from jobpool.connection import client_from_url
-
         return RedisDriver(client_from_url(connection), prefix=prefix, **ttl)
     if isinstance(connection, redis.Redis):
         return RedisDriver(connection, prefix=prefix, **ttl)

@@ -203,13 +203,22 @@ class MemoryDriver:
             return n
 
     def requeue_worker(
-        self, queue: str, worker_id: str, reason: str, only_if_expired: bool = False
+        self,
+        queue: str,
+        worker_id: str,
+        reason: str,
+        only_if_expired: bool = False,
+        count_attempt: bool = True,
     ) -> int:
         with self._cond:
             q, now, handed = self._q(queue), self._now_ms(), 0
             for job_id in reversed(q.held.pop(worker_id, [])):
                 record = self._records.get(job_id)
                 if record is None:
+                    continue
+                if not count_attempt:
+                    self._hand_back(q, job_id)
+                    handed += 1
                     continue
                 if record["status"] == "failed":
                     self._save(job_id, record, hook=None, hook_error=reason, worker=None)

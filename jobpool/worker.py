@@ -22,6 +22,7 @@ from jobpool.connection import CONNECTION_ERRORS
 from jobpool.context import running_with
 from jobpool.driver import Delivery, Outcome
 from jobpool.errors import JobDecodeError, WorkerLostError
+from jobpool.events import WorkerEvents
 from jobpool.job import Job, decode_job, job_settings
 from jobpool.lease import LeaseKeeper
 
@@ -49,8 +50,6 @@ class Worker:
     """Runs the jobs of one queue.
 
     `process(delivery)` runs one claimed job (unit tests call it directly); `run()` is the loop.
-    `on_busy(delivery | None)` is called as a job starts and ends: the supervisor sets the process
-    title with it.
     """
 
     def __init__(
@@ -61,7 +60,7 @@ class Worker:
         worker_id: str | None = None,
         lease: float = 30.0,
         batch: int = 1,
-        on_busy: Callable[[Delivery | None], None] | None = None,
+        events: WorkerEvents | None = None,
     ):
         self.manager = manager
         self.driver = manager.driver
@@ -69,8 +68,9 @@ class Worker:
         self.worker_id = worker_id or new_worker_id(self.queue)
         self.lease = lease
         self.batch = batch
-        self.on_busy = on_busy
+        self.events = events or WorkerEvents()
         self.stopping = False
+        self.stopped_because: str | None = None
         self.jobs_done = 0
         self._wakeup_r: int | None = None
 
@@ -78,6 +78,11 @@ class Worker:
 
     def process(self, delivery: Delivery) -> Outcome:
         """Run one claimed job to its outcome: completed, retrying or failed."""
+        outcome = self._process(delivery)
+        self.events.job_finished(delivery, outcome)
+        return outcome
+
+    def _process(self, delivery: Delivery) -> Outcome:
         try:
             job = decode_job(delivery.body)
         except JobDecodeError as exc:
@@ -85,8 +90,7 @@ class Worker:
             return self._record_failure(delivery, None, exc, force=True)
         if delivery.hook_only:
             return self._finish_lost(delivery, job)
-        if self.on_busy:
-            self.on_busy(delivery)
+        self.events.job_started(delivery, job)
         started = time.monotonic()
         try:
             with running_with(self.manager):
@@ -96,9 +100,6 @@ class Worker:
             raise
         except BaseException as exc:  # noqa: BLE001 - a job's SystemExit/KeyboardInterrupt too
             return self._record_failure(delivery, job, exc, took=time.monotonic() - started)
-        finally:
-            if self.on_busy:
-                self.on_busy(None)
         took = time.monotonic() - started
         if self._call(lambda: self.driver.complete(delivery)):
             log.info("completed in %.3fs", took, extra=job_fields(delivery))
@@ -182,7 +183,7 @@ class Worker:
 
         `keep_lease=False` when a supervisor renews this worker's lease."""
         if install_signals:
-            self._install_signals()
+            self.install_signals()
         keeper = None
         if keep_lease:
             keeper = LeaseKeeper(self._renew, self.lease / 3, f"jobpool: lease keeper {self.queue}")
@@ -220,7 +221,14 @@ class Worker:
             self._run_batch(fetched.deliveries)
             if max_jobs and self.jobs_done >= max_jobs:
                 break
+            self._check_stop()
         return self.jobs_done
+
+    def _check_stop(self) -> None:
+        reason = self.events.stop_reason()
+        if reason is not None:
+            self.stopped_because = reason
+            self.stopping = True
 
     def _run_batch(self, deliveries: list[Delivery]) -> None:
         for i, delivery in enumerate(deliveries):
@@ -255,7 +263,7 @@ class Worker:
 
     # -- signals -----------------------------------------------------------------------------
 
-    def _install_signals(self) -> None:
+    def install_signals(self) -> None:
         r, w = os.pipe()
         os.set_blocking(r, False)
         os.set_blocking(w, False)

@@ -101,10 +101,15 @@ class RedisDriver:
         return self._scripts.run("release", keys, [worker_id, *job_ids])
 
     def requeue_worker(
-        self, queue: str, worker_id: str, reason: str, only_if_expired: bool = False
+        self,
+        queue: str,
+        worker_id: str,
+        reason: str,
+        only_if_expired: bool = False,
+        count_attempt: bool = True,
     ) -> int:
         keys = s.requeue_keys(self.keys(queue), worker_id)
-        args = [worker_id, reason, self.failed_ttl_ms, int(only_if_expired)]
+        args = [worker_id, reason, self.failed_ttl_ms, int(only_if_expired), int(count_attempt)]
         return self._scripts.run("requeue", keys, args)
 
     def renew(self, queue: str, worker_ids: Sequence[str], lease: float) -> None:

@@ -9,6 +9,7 @@ ARGV[1] worker id
 ARGV[2] reason, recorded as the attempt's error ("worker killed by signal 9")
 ARGV[3] failed records' time to live in ms
 ARGV[4] 1 to act only if the lease has expired (a peer reaping), 0 when the supervisor saw it die
+ARGV[5] 1 to count the running attempt (a death), 0 not to (a shutdown killed it past its grace)
 Returns the number of jobs handed back, or -1 if the lease is still live.
 A job out of attempts ends failed here but is also queued once more, flagged, so that a worker runs
 its failed() hook: user code never runs in the supervisor. A worker that dies inside that hook
@@ -24,7 +25,10 @@ local handed = 0
 for i = #ids, 1, -1 do
   local id = ids[i]
   local st = load_state(KEYS[4], id)
-  if st then
+  if st and ARGV[5] == '0' then
+    hand_back(KEYS[3], KEYS[4], id, now)
+    handed = handed + 1
+  elseif st then
     st['worker'] = nil
     if st['status'] == 'failed' then
       st['hook'] = nil

@@ -1,0 +1,245 @@
+"""One supervised worker process: how the master forks it, and what runs inside it.
+
+The master side keeps a `Child` record per process and reads the child's one-line reports (job
+started, job finished) from a pipe, which is how it knows which job a child runs, for how long,
+and when to enforce a job's timeout. Everything process-wide happens in the child after the fork.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn
+
+from jobpool import exitcodes, signals
+from jobpool.events import TitleEvents
+from jobpool.procinfo import die_with_parent, owned_memory, rss_self
+
+if TYPE_CHECKING:
+    from jobpool.config import Config, QueueConfig
+    from jobpool.driver import Delivery, Outcome
+    from jobpool.job import Job
+
+log = logging.getLogger("jobpool.supervisor")
+STOP_CODES = {"memory": exitcodes.RECYCLE_MEMORY, "max_jobs": exitcodes.RECYCLE_MAX_JOBS}
+FULL_MEMORY_CHECK = 1.0  # seconds between checks that include the child's own subprocesses
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A place in the pool: the INDEXth worker of QUEUE, in the config generation GEN."""
+
+    queue: str
+    index: int
+    generation: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.queue}.{self.index}"
+
+
+@dataclass
+class Busy:
+    """What a child reported it is running."""
+
+    started: float  # time.monotonic(), shared by every process on the host
+    timeout: float | None
+    job_class: str
+    job_id: str
+
+
+@dataclass
+class Child:
+    """The master's record of one worker process."""
+
+    pid: int
+    slot: Slot
+    worker_id: str
+    report_fd: int
+    started: float
+    busy: Busy | None = None
+    ready: bool = False  # the child imported its jobs, connected, and takes work
+    draining_since: float | None = None
+    kill_reason: str | None = None
+    count_attempt: bool = True
+    outcomes: dict[str, int] = field(default_factory=dict)
+    _partial: bytes = b""
+
+    def read_reports(self) -> bool:
+        """Take in whatever the child wrote; False once the pipe is closed."""
+        try:
+            data = os.read(self.report_fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            self._apply(line.decode(errors="replace").split(" ", 4))
+        return True
+
+    def _apply(self, parts: list[str]) -> None:
+        if parts[0] == "B" and len(parts) == 5:
+            timeout = float(parts[2]) or None
+            self.busy = Busy(float(parts[1]), timeout, parts[3], parts[4])
+        elif parts[0] == "R":
+            self.ready = True
+        elif parts[0] == "I" and len(parts) == 2:
+            self.busy = None
+            self.outcomes[parts[1]] = self.outcomes.get(parts[1], 0) + 1
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.report_fd)
+
+
+class ChildEvents(TitleEvents):
+    """Inside the child: titles, reports to the master, and the reasons to leave on its own."""
+
+    def __init__(self, slot: Slot, qcfg: QueueConfig, report_fd: int, master_pid: int):
+        super().__init__(slot.name)
+        self.report_fd = report_fd
+        self.master_pid = master_pid
+        self.memory_limit = qcfg.memory_limit
+        self.queue_timeout = qcfg.timeout
+        # A little jitter, so that a pool started together is not recycled all at once.
+        jitter = random.randint(0, max(qcfg.max_jobs // 10, 1)) if qcfg.max_jobs else 0
+        self.max_jobs = qcfg.max_jobs + jitter
+        self.jobs = 0
+        self._next_full_check = 0.0
+
+    def ready(self) -> None:
+        self._report("R\n")
+
+    def _report(self, line: str) -> None:
+        with contextlib.suppress(OSError):  # a master that stopped reading must not stall us
+            os.write(self.report_fd, line.encode())
+
+    def job_started(self, delivery: Delivery, job: Job) -> None:
+        super().job_started(delivery, job)
+        timeout = getattr(job, "timeout", None) or self.queue_timeout or 0
+        self._report(
+            f"B {time.monotonic():.6f} {float(timeout):g} {delivery.job_class} {delivery.id}\n"
+        )
+
+    def job_finished(self, delivery: Delivery, outcome: Outcome) -> None:
+        super().job_finished(delivery, outcome)
+        self.jobs += 1
+        self._report(f"I {outcome.value}\n")
+
+    def stop_reason(self) -> str | None:
+        if os.getppid() != self.master_pid:
+            return "orphaned"
+        if self.max_jobs and self.jobs >= self.max_jobs:
+            return "max_jobs"
+        if self.memory_limit and self._over_memory_limit():
+            return "memory"
+        return None
+
+    def _over_memory_limit(self) -> bool:
+        """USS (with subprocesses) above the limit. RSS bounds USS from above and costs one
+        small read, so the exact figure is only computed when RSS is over, or once a second
+        to catch memory held by the child's own subprocesses."""
+        now = time.monotonic()
+        if rss_self() <= self.memory_limit and now < self._next_full_check:
+            return False
+        self._next_full_check = now + FULL_MEMORY_CHECK
+        used = owned_memory(os.getpid())
+        if used > self.memory_limit:
+            log.info(
+                "worker %s uses %d bytes, above memory_limit %d: leaving after this job",
+                os.getpid(),
+                used,
+                self.memory_limit,
+            )
+            return True
+        return False
+
+
+def spawn(
+    cfg: Config,
+    slot: Slot,
+    worker_id: str,
+    master_pid: int,
+    preloaded: bool,
+    close_fds: list[int],
+    sigq: signals.SignalQueue,
+) -> tuple[int, int]:
+    """Fork one worker; returns (pid, read end of its report pipe)."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    with sigq.blocked():
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; measured by the supervisor tests
+            os.close(read_fd)
+            _child_main(
+                cfg,
+                slot,
+                worker_id,
+                write_fd,
+                master_pid,
+                preloaded,
+                [*close_fds, sigq.read_fd, sigq.write_fd],
+            )
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _child_main(
+    cfg: Config,
+    slot: Slot,
+    worker_id: str,
+    report_fd: int,
+    master_pid: int,
+    preloaded: bool,
+    close_fds: list[int],
+) -> NoReturn:  # pragma: no cover - runs in the forked child
+    code = exitcodes.ERROR
+    try:
+        signals.reset_in_child()
+        for fd in close_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        die_with_parent(15)  # SIGTERM: finish the job, take no new one, exit
+        os.set_blocking(report_fd, False)
+        code = _serve(cfg, slot, worker_id, report_fd, master_pid, preloaded)
+    except BaseException:
+        log.exception("worker %s crashed", slot.name)
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+def _serve(
+    cfg: Config,
+    slot: Slot,
+    worker_id: str,
+    report_fd: int,
+    master_pid: int,
+    preloaded: bool,
+) -> int:  # pragma: no cover - runs in the forked child
+    from jobpool.job import import_job_modules
+    from jobpool.manager import QueueManager
+    from jobpool.worker import Worker
+
+    qcfg = cfg.queue(slot.queue)
+    events = ChildEvents(slot, qcfg, report_fd, master_pid)
+    if not preloaded:
+        try:
+            import_job_modules(cfg.imports)
+        except ImportError as exc:
+            log.error("worker %s cannot start: %s", slot.name, exc)
+            return exitcodes.IMPORT_FAILED
+    manager = QueueManager.from_config(cfg)
+    worker = Worker(manager, slot.queue, worker_id=worker_id, lease=qcfg.lease, events=events)
+    worker.install_signals()
+    signals.unblock()  # our handlers are in place: a SIGTERM held since the fork lands now
+    events.ready()
+    worker.run(install_signals=False, keep_lease=False)
+    return STOP_CODES.get(worker.stopped_because or "", exitcodes.OK)

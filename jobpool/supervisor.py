@@ -1,0 +1,401 @@
+"""The master process of `jobpool start`: forks the pool, keeps it healthy, drains it.
+
+The loop, top to bottom: wait for a signal, a child's report or the next deadline; handle the
+signals; read reports; reap dead children (requeueing their jobs at once); renew the leases of
+live ones; enforce timeouts and memory limits; start what is missing. Shutdown leaves the loop
+through `Stop`, and every path out ends in `_halt()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+
+from jobpool import exitcodes
+from jobpool.child import Child, Slot, spawn
+from jobpool.config import Config, ConfigError, load_config
+from jobpool.connection import CONNECTION_ERRORS
+from jobpool.driver import Driver
+from jobpool.procinfo import owned_memory, set_title
+from jobpool.restarts import RestartPolicy, describe_exit
+from jobpool.signals import SignalQueue
+from jobpool.sizes import format_size
+from jobpool.systemd import Notifier
+
+log = logging.getLogger("jobpool.supervisor")
+TICK = 1.0  # longest sleep of an idle master; everything periodic runs at most this late
+EXIT_REASON_LOG = {"stopped": logging.INFO, "max_jobs": logging.INFO}
+
+
+class Stop(Exception):
+    """Leave the loop; `immediate` skips the rest of the drain."""
+
+    def __init__(self, immediate: bool = False):
+        super().__init__("immediate" if immediate else "drained")
+        self.immediate = immediate
+
+
+@dataclass
+class _Pending:
+    """A dead worker whose jobs could not be requeued yet (Redis was unreachable)."""
+
+    queue: str
+    worker_id: str
+    reason: str
+    count_attempt: bool
+
+
+class Supervisor:
+    def __init__(
+        self, config: Config, config_path: str, driver: Driver, *, preloaded: bool = False
+    ):
+        if config.driver != "redis":
+            raise ConfigError([f'{config.source}: driver: jobpool start needs driver = "redis"'])
+        self.config = config
+        self.config_path = config_path
+        self.preloaded = preloaded
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self.children: dict[int, Child] = {}
+        self.generations: dict[str, int] = {}
+        self.delta = 0  # SIGTTIN/SIGTTOU adjustment of every queue's worker count
+        self.draining_since: float | None = None
+        self.restarts = RestartPolicy(config.pool.restart_backoff_max)
+        self.signals = SignalQueue()
+        self.pending: list[_Pending] = []
+        self.spawned = 0
+        self.stats = {"restarts": 0, "completed": 0, "failed": 0, "retrying": 0}
+        self._next_renewal = 0.0
+        self._next_memory_check = 0.0
+        self.notify = Notifier()
+        self._ready_sent = False
+        self.driver = driver
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.signals.install()
+        log.info("master %d starting: %s", self.pid, self._describe_pool())
+        try:
+            while True:
+                self._step()
+        except Stop as stop:
+            return self._halt(stop.immediate)
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        report_fds = [c.report_fd for c in self.children.values()]
+        received, readable = self.signals.wait(self._sleep_time(now), report_fds)
+        for signum in received:
+            self._on_signal(signum)
+        self._read_reports(readable)
+        self._reap()
+        now = time.monotonic()
+        self._retry_pending()
+        self._renew_leases(now)
+        self._enforce_limits(now)
+        if self.draining_since is None:
+            self._reconcile(now)
+        elif not self.children:
+            raise Stop()
+        self._report(now)
+
+    def _sleep_time(self, now: float) -> float:
+        deadlines = [now + TICK, self._next_renewal, self.notify.next_deadline() or now + TICK]
+        if self.draining_since is None:
+            deadlines.append(self.restarts.next_start(now) or now + TICK)
+        for child in self.children.values():
+            if child.busy and child.busy.timeout:
+                deadlines.append(child.busy.started + child.busy.timeout)
+        return max(min(deadlines) - now, 0.0)
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            if self.draining_since is not None:
+                log.warning("second %s: stopping now", signal.Signals(signum).name)
+                raise Stop(immediate=True)
+            self._drain(signal.Signals(signum).name)
+        elif signum == signal.SIGQUIT:
+            log.warning("SIGQUIT: stopping now")
+            raise Stop(immediate=True)
+        elif signum == signal.SIGHUP:
+            self._reload()
+        elif signum == signal.SIGTTIN:
+            self.delta += 1
+            log.info("SIGTTIN: %s", self._describe_pool())
+        elif signum == signal.SIGTTOU:
+            self.delta = max(self.delta - 1, 1 - min(self._configured_counts().values()))
+            log.info("SIGTTOU: %s", self._describe_pool())
+
+    def _drain(self, why: str) -> None:
+        self.draining_since = time.monotonic()
+        self.notify.stopping(f"draining {len(self.children)} worker(s) after {why}")
+        log.info(
+            "%s: draining %d worker(s); each finishes its job and exits", why, len(self.children)
+        )
+        for child in self.children.values():
+            self._stop_child(child)
+
+    def _reload(self) -> None:
+        self.notify.reloading()
+        self._ready_sent = False  # READY=1 again once the new pool is up
+        try:
+            new = load_config(self.config_path)
+            if new.driver != "redis":
+                raise ConfigError([f'{new.source}: driver: jobpool start needs driver = "redis"'])
+        except ConfigError as exc:
+            log.error(
+                "SIGHUP: %s is invalid, keeping the running config:\n%s", self.config_path, exc
+            )
+            return
+        old = self.config
+        shared_changed = _shared(old) != _shared(new)
+        for name, queue in new.queues.items():
+            if shared_changed or old.queues.get(name) != queue:
+                self.generations[name] = self.generations.get(name, 0) + 1
+        removed = sorted(set(old.queues) - set(new.queues))
+        self.config = new
+        if new.redis != old.redis:
+            from jobpool.manager import QueueManager
+
+            self.driver = QueueManager.from_config(new).driver
+        log.info(
+            "SIGHUP: reloaded %s (removed: %s): %s",
+            self.config_path,
+            ", ".join(removed) or "none",
+            self._describe_pool(),
+        )
+
+    # -- children ------------------------------------------------------------------------------
+
+    def _read_reports(self, readable: list[int]) -> None:
+        for child in self.children.values():
+            if child.report_fd in readable:
+                child.read_reports()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is not None:
+                self._on_exit(child, os.waitstatus_to_exitcode(status))
+
+    def _on_exit(self, child: Child, code: int) -> None:
+        child.read_reports()
+        child.close()
+        now = time.monotonic()
+        ended = describe_exit(
+            code,
+            kill_reason=child.kill_reason,
+            asked_to_stop=child.draining_since is not None,
+            shutting_down=self.draining_since is not None,
+        )
+        for outcome, n in child.outcomes.items():
+            self.stats[outcome] = self.stats.get(outcome, 0) + n
+        lost = child.busy is not None
+        self._requeue(child.slot.queue, child.worker_id, ended.detail, ended.count_attempt)
+        delay = self.restarts.exited(
+            (child.slot.queue, child.slot.index), now - child.started, ended.crash, now
+        )
+        if self.draining_since is None and ended.reason != "stopped":
+            self.stats["restarts"] += 1
+        level = EXIT_REASON_LOG.get(ended.reason, logging.WARNING)
+        job = f"; job {child.busy.job_id} requeued" if lost else ""
+        backoff = f"; restarting in {delay:g}s" if delay and self.draining_since is None else ""
+        log.log(
+            level,
+            "worker %s exited: pid %d, reason %s (%s) after %.1fs%s%s",
+            child.slot.name,
+            child.pid,
+            ended.reason,
+            ended.detail,
+            now - child.started,
+            job,
+            backoff,
+        )
+
+    def _requeue(self, queue: str, worker_id: str, reason: str, count_attempt: bool) -> None:
+        """Hand a dead worker's jobs back at once: no waiting for its lease to lapse."""
+        try:
+            self.driver.requeue_worker(queue, worker_id, reason, count_attempt=count_attempt)
+        except CONNECTION_ERRORS as exc:
+            log.warning("cannot requeue the jobs of %s yet (%s); will retry", worker_id, exc)
+            self.pending.append(_Pending(queue, worker_id, reason, count_attempt))
+
+    def _retry_pending(self) -> None:
+        pending, self.pending = self.pending, []
+        for p in pending:
+            self._requeue(p.queue, p.worker_id, p.reason, p.count_attempt)
+
+    def _renew_leases(self, now: float) -> None:
+        if now < self._next_renewal:
+            return
+        by_queue: dict[str, list[str]] = {}
+        for child in self.children.values():
+            by_queue.setdefault(child.slot.queue, []).append(child.worker_id)
+        leases = [self.config.queue(q).lease for q in by_queue] or [self.config.pool.lease]
+        try:
+            for queue, worker_ids in by_queue.items():
+                self.driver.renew(queue, worker_ids, self.config.queue(queue).lease)
+            self._next_renewal = now + min(leases) / 3
+        except CONNECTION_ERRORS as exc:
+            log.warning("cannot renew worker leases (%s); retrying", exc)
+            self._next_renewal = now + 1.0
+
+    def _enforce_limits(self, now: float) -> None:
+        for child in list(self.children.values()):
+            if child.kill_reason:
+                continue
+            busy = child.busy
+            if busy and busy.timeout and now - busy.started > busy.timeout:
+                self._kill(child, f"timeout after {busy.timeout:g} s")
+            elif child.draining_since is not None:
+                grace = self.config.queue(child.slot.queue).graceful_timeout
+                if now - child.draining_since > grace:
+                    self._kill(child, "shutdown: still busy after graceful_timeout", count=False)
+        if now >= self._next_memory_check:
+            self._next_memory_check = now + self.config.pool.memory_check_interval
+            for child in list(self.children.values()):
+                self._check_hard_limit(child)
+
+    def _check_hard_limit(self, child: Child) -> None:
+        limit = self.config.queue(child.slot.queue).memory_hard_limit
+        if not limit or child.kill_reason:
+            return
+        try:
+            used = owned_memory(child.pid)
+        except Exception:  # noqa: BLE001 - it may have just exited; the reaper will see
+            return
+        if used > limit:
+            self._kill(
+                child,
+                f"memory: worker used {format_size(used)}, above "
+                f"memory_hard_limit {format_size(limit)}",
+            )
+
+    def _kill(self, child: Child, reason: str, count: bool = True) -> None:
+        child.kill_reason = reason
+        child.count_attempt = count
+        log.warning("killing worker %s (pid %d): %s", child.slot.name, child.pid, reason)
+        _signal(child.pid, signal.SIGKILL)
+
+    def _stop_child(self, child: Child) -> None:
+        if child.draining_since is None:
+            child.draining_since = time.monotonic()
+            _signal(child.pid, signal.SIGTERM)
+
+    def _reconcile(self, now: float) -> None:
+        wanted = self._wanted_slots()
+        live = {c.slot for c in self.children.values() if c.draining_since is None}
+        for child in self.children.values():
+            if child.slot not in wanted:
+                self._stop_child(child)
+        for slot in sorted(wanted - live, key=lambda s: (s.queue, s.index)):
+            if self.restarts.may_start((slot.queue, slot.index), now):
+                self._spawn(slot)
+
+    def _spawn(self, slot: Slot) -> None:
+        self.spawned += 1
+        worker_id = f"{self.host}.{self.pid}.{slot.name}.{self.spawned}"
+        fds = [c.report_fd for c in self.children.values()]
+        pid, report_fd = spawn(
+            self.config, slot, worker_id, self.pid, self.preloaded, fds, self.signals
+        )
+        self.children[pid] = Child(pid, slot, worker_id, report_fd, time.monotonic())
+        log.info("worker %s started: pid %d", slot.name, pid)
+
+    def _configured_counts(self) -> dict[str, int]:
+        return {name: q.workers for name, q in self.config.queues.items()} or {
+            self.config.default_queue: self.config.pool.workers
+        }
+
+    def _wanted_slots(self) -> set[Slot]:
+        return {
+            Slot(name, i, self.generations.get(name, 0))
+            for name, count in self._configured_counts().items()
+            for i in range(max(count + self.delta, 1))
+        }
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    def _halt(self, immediate: bool) -> int:
+        if immediate:
+            self.notify.stopping("stopping at once")
+            for child in self.children.values():
+                if not child.kill_reason:
+                    self._kill(child, "shutdown: stopped at once", count=False)
+            for pid in list(self.children):
+                try:
+                    _, status = os.waitpid(pid, 0)
+                except ChildProcessError:
+                    status = 0
+                self._on_exit(self.children.pop(pid), os.waitstatus_to_exitcode(status))
+        self._retry_pending()
+        if self.pending:
+            log.error(
+                "%d dead worker(s) still hold jobs; they return to the queue when their "
+                "leases lapse",
+                len(self.pending),
+            )
+        self.signals.close()
+        log.info("master %d stopped", self.pid)
+        return exitcodes.OK
+
+    # -- presentation --------------------------------------------------------------------------
+
+    def _describe_pool(self) -> str:
+        counts = self._configured_counts()
+        return ", ".join(f"{q} x{max(n + self.delta, 1)}" for q, n in sorted(counts.items()))
+
+    def _report(self, now: float) -> None:
+        """Process title, and for systemd: READY once every wanted worker took up work, live
+        counts in STATUS, and the watchdog ping."""
+        set_title(f"jobpool: master -c {self.config_path} [{len(self.children)} workers]")
+        if not self.notify.enabled:
+            return
+        status = self.status_line()
+        if not self._ready_sent and self.draining_since is None and self._pool_is_up():
+            self._ready_sent = True
+            self.notify.ready(status)
+        else:
+            self.notify.status(status)
+        self.notify.watchdog(now)
+
+    def _pool_is_up(self) -> bool:
+        up = {c.slot for c in self.children.values() if c.ready and c.draining_since is None}
+        return self._wanted_slots() <= up
+
+    def status_line(self) -> str:
+        """Live counts, for systemd's STATUS= (and `systemctl status`)."""
+        busy = sum(1 for c in self.children.values() if c.busy)
+        done = dict(self.stats)
+        for child in self.children.values():
+            for outcome, n in child.outcomes.items():
+                done[outcome] = done.get(outcome, 0) + n
+        return (
+            f"{len(self.children)} workers ({busy} busy, {len(self.children) - busy} idle); "
+            f"jobs {done.get('completed', 0)} completed, {done.get('failed', 0)} failed, "
+            f"{done.get('retrying', 0)} retried; {done['restarts']} restarts"
+        )
+
+
+def _shared(cfg: Config) -> tuple:
+    """The settings every worker shares: a change restarts them all."""
+    return (cfg.imports, cfg.redis, cfg.jobs, cfg.log_level, cfg.log_format, cfg.pool)
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
