@@ -49,7 +49,14 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     command("check", "validate a config file; exit 2 listing every problem", cmd_check)
-    command("start", "run the master and its worker pool in the foreground", cmd_start)
+    p = command("start", "run the master and its worker pool in the foreground", cmd_start)
+    p.add_argument(
+        "--redis-wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to retry an unreachable Redis before exit 3 (default 30)",
+    )
     p = command(
         "worker",
         "run one worker in the foreground (SIGTERM/SIGINT: finish the job, exit)",
@@ -58,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("queue", nargs="?", help="queue to serve (default: the config's default_queue)")
     p.add_argument("--max-jobs", type=int, default=0, help="exit after this many jobs")
     p.add_argument("--burst", action="store_true", help="exit when no job is ready or delayed")
+    p.add_argument(
+        "--redis-wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to retry an unreachable Redis before exit 3 (default 30)",
+    )
     p = command("status", "print a job's status record as JSON", cmd_status)
     p.add_argument("job_id")
     p = command("failed", "list, retry or delete failed jobs", cmd_failed)
@@ -139,7 +153,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     queue = args.queue or cfg.default_queue
     qcfg = cfg.queue(queue)
     import_job_modules(cfg.imports)
-    qm = _manager(cfg, wait=30.0)
+    qm = _manager(cfg, wait=args.redis_wait)
     worker = Worker(qm, queue, lease=qcfg.lease, events=TitleEvents(queue))
     log.info("worker %s serving queue %s on %s", worker.worker_id, queue, cfg.redis.safe_url())
     done = worker.run(max_jobs=args.max_jobs, burst=args.burst)
@@ -154,7 +168,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if cfg.pool.preload:
         import_job_modules(cfg.imports)
-    qm = _manager(cfg, wait=30.0)
+    qm = _manager(cfg, wait=args.redis_wait)
     return Supervisor(cfg, args.config, qm.driver, preloaded=cfg.pool.preload).run()
 
 

@@ -13,19 +13,34 @@ which beat the file; REDIS_PASSWORD always applies, also on top of a URL.
 
 from __future__ import annotations
 
-import difflib
-import keyword
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from jobpool.sizes import DURATION_FORMS, SIZE_FORMS, format_size, parse_duration, parse_size
+from jobpool.config_reader import Reader, key_path
+from jobpool.config_values import (
+    Convert,
+    as_is,
+    boolean,
+    choice,
+    describe,
+    duration,
+    imports,
+    integer,
+    listen,
+    matching,
+    path_under,
+    secret,
+    size,
+    string,
+)
+from jobpool.redis_url import EMBEDDED, mask_url, url_has_password, validate_redis_url
+from jobpool.sizes import format_size
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +60,6 @@ __all__ = [
     "load_config",
 ]
 
-EMBEDDED = "embedded"
 MiB = 1024 * 1024
 
 # Queue names and the key prefix end up inside Redis key names: no ':' (our separator), no '{' or
@@ -60,10 +74,8 @@ _PREFIX_RULE = (
     "must be 1 to 64 characters: letters, digits, '_', '.', ':' or '-', starting with a letter or "
     "digit ('{', '}' and spaces are not allowed in Redis key prefixes)"
 )
-_URL_SCHEMES = ("redis", "rediss", "unix")
-_URL_RULE = "must be 'embedded' or a redis://, rediss:// or unix:// URL"
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|(end of document))\)\s*$")
+_queue_name = matching(_QUEUE_NAME, _QUEUE_NAME_RULE)
 
 
 class ConfigError(Exception):
@@ -114,7 +126,7 @@ class RedisConfig:
     def safe_url(self) -> str:
         """The server address for logs and status output, with any password replaced by ***."""
         if self.url is not None:
-            return _mask_url(self.url)
+            return mask_url(self.url)
         host = f"[{self.host}]" if ":" in self.host else self.host
         user = self.username or ""
         auth = f"{user}:***@" if self.password else (f"{user}@" if user else "")
@@ -128,7 +140,7 @@ class RedisConfig:
             if value is not None and item.name == "password":
                 value = "***"
             elif value is not None and item.name == "url":
-                value = _mask_url(value)
+                value = mask_url(value)
             shown.append(f"{item.name}={value!r}")
         return f"RedisConfig({', '.join(shown)})"
 
@@ -255,7 +267,7 @@ def config_from_dict(
     """Validate already-parsed TOML data; `source` names it in messages, `env` overrides it."""
     env = os.environ if env is None else env
     base_dir = Path.cwd() if base_dir is None else Path(base_dir)
-    reader = _Reader(source)
+    reader = Reader(source)
     top = reader.table(data, "", _TOP_FIELDS)
     top.update(reader.env(env, _TOP_ENV, _TOP_FIELDS))
     sections = {name: top.pop(name, {}) for name in _SECTIONS}
@@ -308,286 +320,57 @@ def _toml_problem(exc: ValueError) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Value converters: each takes a raw TOML value and returns the typed value, or raises
-# ValueError("must be ..., got ...") which the reader prefixes with the file and key path.
-# --------------------------------------------------------------------------------------------
-
-Convert = Callable[[Any], Any]
-
-
-def _describe(value: Any, secret: bool = False) -> str:
-    """Name a TOML value's type (and, unless secret, the value) for "got ..." messages."""
-    if isinstance(value, bool):
-        kind, shown = "boolean", str(value).lower()
-    elif isinstance(value, int):
-        kind, shown = "integer", str(value)
-    elif isinstance(value, float):
-        kind, shown = "float", str(value)
-    elif isinstance(value, str):
-        kind, shown = "string", repr(value)
-    elif isinstance(value, (list, tuple)):
-        return "array"
-    elif isinstance(value, Mapping):
-        return "table"
-    else:
-        return type(value).__name__
-    return kind if secret else f"{kind} {shown}"
-
-
-def _require_string(value: Any, want: str = "a string", secret: bool = False) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be {want}, got {_describe(value, secret)}")
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value
-
-
-def _string(value: Any) -> str:
-    return _require_string(value)
-
-
-def _secret(value: Any) -> str:
-    return _require_string(value, secret=True)
-
-
-def _as_is(value: Any) -> Any:
-    return value
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {_describe(value)}")
-    return value
-
-
-def _integer(minimum: int, maximum: int | None = None) -> Convert:
-    want = (
-        f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
-    )
-
-    def convert(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be {want}, got {_describe(value)}")
-        if value < minimum or (maximum is not None and value > maximum):
-            raise ValueError(f"must be {want}, got {value}")
-        return value
-
-    return convert
-
-
-def _choice(*choices: str, aliases: Mapping[str, str] | None = None) -> Convert:
-    want = "one of " + ", ".join(repr(choice) for choice in choices)
-
-    def convert(value: Any) -> str:
-        text = _require_string(value, want).strip().lower()
-        text = (aliases or {}).get(text, text)
-        if text not in choices:
-            raise ValueError(f"must be {want}, got {value!r}")
-        return text
-
-    return convert
-
-
-def _matching(pattern: re.Pattern[str], rule: str) -> Convert:
-    def convert(value: Any) -> str:
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ValueError(f"{rule}; got {_describe(value)}")
-        return value
-
-    return convert
-
-
-_queue_name = _matching(_QUEUE_NAME, _QUEUE_NAME_RULE)
-
-
-def _duration(at_least: float | None = None, none_allowed: bool = False) -> Convert:
-    def convert(value: Any) -> float | None:
-        if none_allowed and (value is False or str(value).strip().lower() == "none"):
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError(f"must be a duration > 0: {DURATION_FORMS}; got {_describe(value)}")
-        seconds = parse_duration(value)
-        if at_least is not None and seconds < at_least:
-            unit = "second" if at_least == 1 else "seconds"
-            raise ValueError(f"must be at least {at_least:g} {unit}, got {value!r}")
-        return seconds
-
-    return convert
-
-
-def _size(none_allowed: bool = False) -> Convert:
-    want = f"a size > 0: {SIZE_FORMS}"
-    if none_allowed:
-        want += ", or false, 'none' or 0 for no limit"
-
-    def convert(value: Any) -> int | None:
-        if value is True or not isinstance(value, (int, float, str)):
-            raise ValueError(f"must be {want}; got {_describe(value)}")
-        try:
-            size = parse_size(value)
-        except ValueError:
-            raise ValueError(f"must be {want}; got {value!r}") from None
-        if size is None and not none_allowed:
-            raise ValueError(f"must be {want}; got {_describe(value)}")
-        return size
-
-    return convert
-
-
-def _imports(value: Any) -> tuple[str, ...]:
-    want = "an array of dotted module names such as ['myapp.jobs']"
-    if not isinstance(value, list):
-        raise ValueError(f"must be {want}, got {_describe(value)}")
-    bad = [item for item in value if not _is_module_name(item)]
-    if bad:
-        listed = ", ".join(_describe(item) for item in bad)
-        raise ValueError(f"must be {want}; not module names: {listed}")
-    return tuple(value)
-
-
-def _is_module_name(name: Any) -> bool:
-    return isinstance(name, str) and all(
-        part.isidentifier() and not keyword.iskeyword(part) for part in name.split(".")
-    )
-
-
-def _listen(value: Any) -> str:
-    want = "'host:port' with a port from 1 to 65535, e.g. '127.0.0.1:9100'"
-    text = _require_string(value, want)
-    host, colon, port = text.rpartition(":")
-    bare_host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    valid_port = port.isdigit() and 1 <= int(port) <= 65535
-    if not (colon and bare_host and valid_port) or ("[" in bare_host or "]" in bare_host):
-        raise ValueError(f"must be {want}, got {value!r}")
-    if ":" in bare_host and bare_host == host:
-        raise ValueError(f"must be {want} (IPv6 hosts in brackets: '[::1]:9100'), got {value!r}")
-    return text
-
-
-def _redis_url(value: Any) -> str:
-    # The value is never echoed back: a mistyped URL may still contain a password.
-    text = _require_string(value, "'embedded' or a Redis URL")
-    if text.strip().lower() == EMBEDDED:
-        return EMBEDDED
-    try:
-        parts = urlsplit(text.strip())
-        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
-    except ValueError:
-        raise ValueError(f"{_URL_RULE}, got a URL that cannot be parsed") from None
-    scheme = parts.scheme.lower()
-    if scheme not in _URL_SCHEMES or "://" not in text:
-        got = f"scheme {scheme!r}" if scheme and "://" in text else "a value without scheme://"
-        raise ValueError(f"{_URL_RULE}, got {got}")
-    if scheme == "unix" and not parts.path:
-        raise ValueError("a unix:// URL needs a socket path, e.g. unix:///run/redis.sock")
-    if scheme != "unix" and not parts.hostname:
-        raise ValueError(f"a {scheme}:// URL needs a host, e.g. {scheme}://localhost:6379/0")
-    return text.strip()
-
-
-def _path_under(base_dir: Path) -> Convert:
-    def convert(value: Any) -> Path:
-        return base_dir / Path(_require_string(value, "a directory path")).expanduser()
-
-    return convert
-
-
-def _mask_url(url: str, replacement: str | None = "***") -> str:
-    """Replace a Redis URL's password with `replacement`, or drop it when that is None.
-
-    Returns the URL unchanged when it carries no password, and a placeholder when it cannot be
-    parsed, so that a malformed URL never leaks a secret into a log line.
-    """
-    if url == EMBEDDED:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid Redis URL>"
-    if parts.scheme.lower() not in _URL_SCHEMES or "://" not in url:
-        return "<invalid Redis URL>"
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    user, colon, _ = userinfo.partition(":")
-    if colon:
-        userinfo = user if replacement is None else f"{user}:{replacement}"
-    netloc = f"{userinfo}@{hostport}" if userinfo else hostport
-    query = _mask_query(parts.query, replacement)
-    if not colon and query == parts.query:
-        return url
-    rebuilt = f"{parts.scheme}://{netloc}{parts.path}"
-    rebuilt += f"?{query}" if query else ""
-    return rebuilt + (f"#{parts.fragment}" if parts.fragment else "")
-
-
-def _mask_query(query: str, replacement: str | None) -> str:
-    """The same for a `?password=...` query parameter, which redis-py also accepts."""
-    kept = []
-    for item in filter(None, query.split("&")):
-        key = item.partition("=")[0]
-        if unquote(key).lower() == "password":
-            if replacement is None:
-                continue
-            item = f"{key}={replacement}"
-        kept.append(item)
-    return "&".join(kept)
-
-
-def _url_has_password(url: str | None) -> bool:
-    return url is not None and _mask_url(url, None) != url
-
-
-# --------------------------------------------------------------------------------------------
 # The schema: which keys each table accepts and how each is converted.
 # --------------------------------------------------------------------------------------------
 
 _SECTIONS = ("redis", "jobs", "pool", "queues", "metrics")
 _TOP_FIELDS: dict[str, Convert] = {
-    "driver": _choice("redis", "memory", aliases={"array": "memory"}),
+    "driver": choice("redis", "memory", aliases={"array": "memory"}),
     "default_queue": _queue_name,
-    "imports": _imports,
-    "log_level": _choice("debug", "info", "warning", "error"),
-    "log_format": _choice("text", "json"),
-    **{name: _as_is for name in _SECTIONS},
+    "imports": imports,
+    "log_level": choice("debug", "info", "warning", "error"),
+    "log_format": choice("text", "json"),
+    **{name: as_is for name in _SECTIONS},
 }
 _JOBS_FIELDS: dict[str, Convert] = {
-    "completed_ttl": _duration(),
-    "failed_ttl": _duration(),
-    "max_payload": _size(),
+    "completed_ttl": duration(),
+    "failed_ttl": duration(),
+    "max_payload": size(),
 }
 _QUEUE_FIELDS: dict[str, Convert] = {
-    "workers": _integer(1),
-    "memory_limit": _size(none_allowed=True),
-    "memory_hard_limit": _size(none_allowed=True),
-    "max_jobs": _integer(0),
-    "graceful_timeout": _duration(),
-    "lease": _duration(at_least=1.0),
-    "timeout": _duration(none_allowed=True),
+    "workers": integer(1),
+    "memory_limit": size(none_allowed=True),
+    "memory_hard_limit": size(none_allowed=True),
+    "max_jobs": integer(0),
+    "graceful_timeout": duration(),
+    "lease": duration(at_least=1.0),
+    "timeout": duration(none_allowed=True),
 }
 _POOL_FIELDS: dict[str, Convert] = {
     **_QUEUE_FIELDS,
-    "preload": _boolean,
-    "memory_check_interval": _duration(),
-    "restart_backoff_max": _duration(),
+    "preload": boolean,
+    "memory_check_interval": duration(),
+    "restart_backoff_max": duration(),
 }
-_METRICS_FIELDS: dict[str, Convert] = {"listen": _listen}
+_METRICS_FIELDS: dict[str, Convert] = {"listen": listen}
 _REDIS_ALIASES = {"db": "database"}
 
 
 def _redis_fields(base_dir: Path) -> dict[str, Convert]:
     return {
-        "url": _redis_url,
-        "host": _string,
-        "port": _integer(1, 65535),
-        "username": _string,
-        "password": _secret,
-        "database": _integer(0),
-        "prefix": _matching(_PREFIX, _PREFIX_RULE),
-        "data_dir": _path_under(base_dir),
-        "socket_timeout": _duration(),
-        "ssl_ca_certs": _string,
-        "ssl_certfile": _string,
-        "ssl_keyfile": _string,
-        "ssl_cert_reqs": _choice("required", "optional", "none"),
+        "url": validate_redis_url,
+        "host": string,
+        "port": integer(1, 65535),
+        "username": string,
+        "password": secret,
+        "database": integer(0),
+        "prefix": matching(_PREFIX, _PREFIX_RULE),
+        "data_dir": path_under(base_dir),
+        "socket_timeout": duration(),
+        "ssl_ca_certs": string,
+        "ssl_certfile": string,
+        "ssl_keyfile": string,
+        "ssl_cert_reqs": choice("required", "optional", "none"),
     }
 
 
@@ -605,99 +388,20 @@ _INTEGER_KEYS = frozenset({"port", "database"})
 
 
 # --------------------------------------------------------------------------------------------
-# Reading tables and collecting problems.
-# --------------------------------------------------------------------------------------------
-
-
-def _key_path(path: str, key: str) -> str:
-    """Join a TOML key path, quoting keys that are not bare keys: queues."emails.v2".workers."""
-    key = str(key)
-    quoted = key if _BARE_KEY.fullmatch(key) else '"' + key.replace('"', '\\"') + '"'
-    return f"{path}.{quoted}" if path else quoted
-
-
-@dataclass
-class _Reader:
-    """Walks the raw data, converting known keys and collecting one message per problem."""
-
-    source: str
-    problems: list[str] = field(default_factory=list)
-
-    def error(self, path: str, message: str) -> None:
-        self.problems.append(f"{self.source}: {path or 'top level'}: {message}")
-
-    def table(
-        self,
-        raw: Any,
-        path: str,
-        converters: Mapping[str, Convert],
-        aliases: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """The converted values of the valid keys of one table (missing keys are left out)."""
-        aliases = aliases or {}
-        if not isinstance(raw, Mapping):
-            self.error(path, f"must be a table, got {_describe(raw)}")
-            return {}
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            name, where = aliases.get(key, key), _key_path(path, key)
-            if name not in converters:
-                self.unknown(where, key, [*converters, *aliases])
-            elif name != key and name in raw:
-                self.error(where, f"'{key}' is another name for '{name}': set only one of them")
-            else:
-                self.convert(values, name, where, converters[name], value)
-        return values
-
-    def convert(
-        self, values: dict[str, Any], name: str, where: str, convert: Convert, value: Any
-    ) -> None:
-        try:
-            values[name] = convert(value)
-        except ValueError as exc:
-            self.error(where, str(exc))
-
-    def unknown(self, where: str, key: str, known: Iterable[str]) -> None:
-        message = f"{self.source}: unknown key '{where}'"
-        close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
-        if close:
-            message += f" (did you mean {' or '.join(repr(name) for name in close)}?)"
-        self.problems.append(message)
-
-    def env(
-        self, env: Mapping[str, str], names: Mapping[str, str], converters: Mapping[str, Convert]
-    ) -> dict[str, Any]:
-        """The converted values of the environment variables that are set and not empty."""
-        values: dict[str, Any] = {}
-        for variable, key in names.items():
-            text = env.get(variable)
-            if not text:
-                continue
-            value: Any = text
-            if key in _INTEGER_KEYS and text.strip().lstrip("-").isdigit():
-                value = int(text)  # REDIS_PORT=6380 is text; the file's integer rules still apply
-            try:
-                values[key] = converters[key](value)
-            except ValueError as exc:
-                self.problems.append(f"environment variable {variable}: {exc}")
-        return values
-
-
-# --------------------------------------------------------------------------------------------
 # Sections that need more than a table read.
 # --------------------------------------------------------------------------------------------
 
 
-def _build_redis(reader: _Reader, raw: Any, base_dir: Path, env: Mapping[str, str]) -> RedisConfig:
+def _build_redis(reader: Reader, raw: Any, base_dir: Path, env: Mapping[str, str]) -> RedisConfig:
     """[redis] from the file, then the environment on top (see _apply_redis_env)."""
     converters = _redis_fields(base_dir)
     values = reader.table(raw, "redis", converters, _REDIS_ALIASES)
-    if _url_has_password(values.get("url")) and "password" in values:
+    if url_has_password(values.get("url")) and "password" in values:
         reader.error(
             "redis.password",
             "the password is also set inside redis.url: set it in only one place",
         )
-    _apply_redis_env(values, reader.env(env, _REDIS_ENV, converters))
+    _apply_redis_env(values, reader.env(env, _REDIS_ENV, converters, _INTEGER_KEYS))
     values.setdefault("data_dir", base_dir / ".jobpool")
     return RedisConfig(**values)
 
@@ -708,29 +412,29 @@ def _apply_redis_env(values: dict[str, Any], overrides: Mapping[str, Any]) -> No
     Keeps the RedisConfig invariant that a password is in the URL or in `password`, not both.
     """
     if "url" in overrides:
-        if _url_has_password(overrides["url"]):
+        if url_has_password(overrides["url"]):
             values.pop("password", None)
     elif "host" in overrides or "port" in overrides:
         values["url"] = None
     values.update(overrides)
     if "password" in overrides and values.get("url"):
-        values["url"] = _mask_url(values["url"], replacement=None)
+        values["url"] = mask_url(values["url"], replacement=None)
 
 
-def _build_pool(reader: _Reader, raw: Any) -> PoolConfig:
+def _build_pool(reader: Reader, raw: Any) -> PoolConfig:
     pool = PoolConfig(**reader.table(raw, "pool", _POOL_FIELDS))
     _check_limits(reader, "pool", pool.memory_limit, pool.memory_hard_limit)
     return pool
 
 
-def _build_queues(reader: _Reader, raw: Any, pool: PoolConfig) -> Mapping[str, QueueConfig]:
+def _build_queues(reader: Reader, raw: Any, pool: PoolConfig) -> Mapping[str, QueueConfig]:
     """[queues.NAME] tables; each queue inherits from [pool] whatever it does not set."""
     if not isinstance(raw, Mapping):
-        reader.error("queues", f"must be a table of queue tables, got {_describe(raw)}")
+        reader.error("queues", f"must be a table of queue tables, got {describe(raw)}")
         return MappingProxyType({})
     queues: dict[str, QueueConfig] = {}
     for name, table in raw.items():
-        path = _key_path("queues", name)
+        path = key_path("queues", name)
         valid_name = True
         try:
             _queue_name(name)
@@ -746,7 +450,7 @@ def _build_queues(reader: _Reader, raw: Any, pool: PoolConfig) -> Mapping[str, Q
     return MappingProxyType(queues)
 
 
-def _check_limits(reader: _Reader, path: str, soft: int | None, hard: int | None) -> None:
+def _check_limits(reader: Reader, path: str, soft: int | None, hard: int | None) -> None:
     """The hard limit kills a worker mid-job, so it must leave room above the soft limit."""
     if soft is not None and hard is not None and hard <= soft:
         reader.error(

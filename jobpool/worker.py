@@ -190,13 +190,22 @@ class Worker:
             keeper.start()
         try:
             return self._loop(max_jobs, burst)
+        except WorkerShutdown as stop:
+            self.stopped_because = f"second {stop}"
+            return self.jobs_done
         finally:
             if keeper is not None:
                 keeper.stop()
-            # Drop this worker's lease entry so no peer has to reap it (it is harmless if
-            # Redis is away: the entry holds no job and a peer drops it when it lapses).
-            with contextlib.suppress(*CONNECTION_ERRORS):
-                self.driver.release(self.worker_id, self.queue, [])
+            self._hand_back_all()
+
+    def _hand_back_all(self) -> None:
+        """Leave nothing behind: hand back, uncounted, whatever this worker still holds (a claim
+        whose reply a second signal cut off) and drop its lease entry, so no peer has to reap
+        it. Harmless if Redis is away: the lease then lapses and a peer does it."""
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            self.driver.requeue_worker(
+                self.queue, self.worker_id, "worker stopped", count_attempt=False
+            )
 
     def _renew(self) -> None:
         self.driver.renew(self.queue, [self.worker_id], self.lease)

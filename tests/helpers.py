@@ -113,3 +113,13 @@ class RedisServer:
 
     def _answers_or_died(self) -> bool:
         return self.is_running() or (self._proc is not None and self._proc.poll() is not None)
+
+
+def blocked_in(server: RedisServer, command: str = "blmove") -> int:
+    """How many clients are blocked in `command` right now (an idle worker waits in BLMOVE).
+
+    CLIENT LIST's `cmd` is the last command a connection ran; only its `b` flag says that the
+    connection is still blocked in it.
+    """
+    with server.client() as client:
+        return sum(1 for c in client.client_list() if "b" in c["flags"] and c["cmd"] == command)

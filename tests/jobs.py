@@ -88,3 +88,146 @@ class FollowUp(Job):
 
     def handle(self) -> None:
         current_manager().push(Record(self.path, "follow-up"))
+
+
+class SlowFirst(Job):
+    """Sleeps `first` seconds on its first run and `then` seconds on any later run (the file
+    tells which run this is), then records: slow until it is redelivered."""
+
+    max_tries = 3
+    retry_delay = 0.05
+
+    def __init__(self, path: str, first: float, then: float = 0.0):
+        self.path, self.first, self.then = path, first, then
+
+    def handle(self) -> None:
+        earlier = any(line.startswith("start:") for line in runs(self.path))
+        with open(self.path, "a") as f:
+            f.write(f"start:{os.getpid()}\n")
+        time.sleep(self.then if earlier else self.first)
+        with open(self.path, "a") as f:
+            f.write(f"done:{os.getpid()}\n")
+
+
+def hold_gil(seconds: float) -> None:
+    """Block for `seconds` in one C call that keeps the GIL: libc poll() with no descriptors,
+    called through ctypes.PyDLL, which (unlike CDLL) does not release the GIL around the call.
+    No other thread of the process runs meanwhile, as with a long C extension call."""
+    import ctypes
+
+    ctypes.PyDLL(None).poll(None, 0, int(seconds * 1000))
+
+
+class HoldGIL(Job):
+    """Holds the GIL for `seconds` in a single C call; a lease renewed from a thread would lapse."""
+
+    def __init__(self, path: str, seconds: float):
+        self.path, self.seconds = path, seconds
+
+    def handle(self) -> None:
+        with open(self.path, "a") as f:
+            f.write(f"start:{os.getpid()}\n")
+        hold_gil(self.seconds)
+        with open(self.path, "a") as f:
+            f.write(f"done:{os.getpid()}\n")
+
+
+class Stamp(Job):
+    """Appends the unix time each attempt starts; the first `fail_first` attempts then fail."""
+
+    max_tries = 3
+    retry_delay = 0.05
+
+    def __init__(self, path: str, fail_first: int = 0):
+        self.path, self.fail_first = path, fail_first
+
+    def handle(self) -> None:
+        earlier = len(runs(self.path))
+        with open(self.path, "a") as f:
+            f.write(f"{time.time():.6f}\n")
+        if earlier < self.fail_first:
+            raise RuntimeError(f"attempt {earlier + 1} fails on purpose")
+
+
+def stamps(path: str | Path) -> list[float]:
+    """The start times a Stamp job recorded, one per attempt."""
+    return [float(s) for s in runs(path)]
+
+
+# -- jobs of the supervisor tests (tests/test_supervisor.py) ----------------------------------
+
+_HELD: list[bytes] = []  # what Hog jobs allocated, kept for the rest of their worker's life
+
+
+def _note(path: str, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(f"{line}\n")
+
+
+class ExitJob(Job):
+    """Ends its worker with os._exit(1): no exception, no cleanup, a poison job."""
+
+    max_tries = 2
+    retry_delay = 0.05
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def handle(self) -> None:
+        _note(self.path, f"start:{os.getpid()}")
+        os._exit(1)
+
+    def failed(self, exc: BaseException) -> None:
+        _note(self.path, f"failed:{type(exc).__name__}:{exc}")
+
+
+class Hog(Job):
+    """Allocates `mib` MiB with every page touched and keeps it (a leak), then sleeps."""
+
+    def __init__(self, path: str, mib: int, seconds: float = 0.0):
+        self.path, self.mib, self.seconds = path, mib, seconds
+
+    def handle(self) -> None:
+        _note(self.path, f"start:{os.getpid()}")
+        _HELD.append(b"\x01" * (self.mib * 1024 * 1024))  # memset: every page is resident
+        time.sleep(self.seconds)
+        _note(self.path, f"done:{os.getpid()}")
+
+
+class Spike(Job):
+    """After `wait` s, holds `mib` MiB for `hold` s and frees it, then runs `after` s more: a
+    short excursion above a memory limit that only a frequent sampler sees."""
+
+    max_tries = 1
+
+    def __init__(self, path: str, mib: int, wait: float, hold: float, after: float):
+        self.path, self.mib = path, mib
+        self.wait, self.hold, self.after = wait, hold, after
+
+    def handle(self) -> None:
+        _note(self.path, f"start:{os.getpid()}")
+        time.sleep(self.wait)
+        data = b"\x01" * (self.mib * 1024 * 1024)
+        _note(self.path, "peak")
+        time.sleep(self.hold)
+        del data
+        _note(self.path, "freed")
+        time.sleep(self.after)
+        _note(self.path, f"done:{os.getpid()}")
+
+
+class Spin(Job):
+    """Keeps the CPU busy in pure Python for `seconds`, far past its 1 s timeout."""
+
+    timeout = 1
+    max_tries = 1
+
+    def __init__(self, path: str, seconds: float):
+        self.path, self.seconds = path, seconds
+
+    def handle(self) -> None:
+        _note(self.path, f"start:{os.getpid()}")
+        end = time.monotonic() + self.seconds
+        while time.monotonic() < end:
+            pass
+        _note(self.path, f"done:{os.getpid()}")

@@ -1,0 +1,171 @@
+"""Value converters for jobpool's config: one raw TOML value in, one typed value out.
+
+Each converter returns the typed value or raises ValueError("must be ..., got ...") worded for the
+person editing the file; the reader (config_reader.py) prefixes the file name and the key path. The
+wording lives here, next to the check it explains, so every key of the same kind fails the same way.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from jobpool.sizes import DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size
+
+Convert = Callable[[Any], Any]
+
+
+def describe(value: Any, secret: bool = False) -> str:
+    """Name a TOML value's type (and, unless secret, the value) for "got ..." messages."""
+    if isinstance(value, bool):
+        kind, shown = "boolean", str(value).lower()
+    elif isinstance(value, int):
+        kind, shown = "integer", str(value)
+    elif isinstance(value, float):
+        kind, shown = "float", str(value)
+    elif isinstance(value, str):
+        kind, shown = "string", repr(value)
+    elif isinstance(value, (list, tuple)):
+        return "array"
+    elif isinstance(value, Mapping):
+        return "table"
+    else:
+        return type(value).__name__
+    return kind if secret else f"{kind} {shown}"
+
+
+def require_string(value: Any, want: str = "a string", secret: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be {want}, got {describe(value, secret)}")
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def string(value: Any) -> str:
+    return require_string(value)
+
+
+def secret(value: Any) -> str:
+    return require_string(value, secret=True)
+
+
+def as_is(value: Any) -> Any:
+    return value
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {describe(value)}")
+    return value
+
+
+def integer(minimum: int, maximum: int | None = None) -> Convert:
+    want = (
+        f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
+    )
+
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be {want}, got {describe(value)}")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ValueError(f"must be {want}, got {value}")
+        return value
+
+    return convert
+
+
+def choice(*choices: str, aliases: Mapping[str, str] | None = None) -> Convert:
+    want = "one of " + ", ".join(repr(choice) for choice in choices)
+
+    def convert(value: Any) -> str:
+        text = require_string(value, want).strip().lower()
+        text = (aliases or {}).get(text, text)
+        if text not in choices:
+            raise ValueError(f"must be {want}, got {value!r}")
+        return text
+
+    return convert
+
+
+def matching(pattern: re.Pattern[str], rule: str) -> Convert:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ValueError(f"{rule}; got {describe(value)}")
+        return value
+
+    return convert
+
+
+def duration(at_least: float | None = None, none_allowed: bool = False) -> Convert:
+    def convert(value: Any) -> float | None:
+        if none_allowed and (value is False or str(value).strip().lower() == "none"):
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"must be a duration > 0: {DURATION_FORMS}; got {describe(value)}")
+        seconds = parse_duration(value)
+        if at_least is not None and seconds < at_least:
+            unit = "second" if at_least == 1 else "seconds"
+            raise ValueError(f"must be at least {at_least:g} {unit}, got {value!r}")
+        return seconds
+
+    return convert
+
+
+def size(none_allowed: bool = False) -> Convert:
+    want = f"a size > 0: {SIZE_FORMS}"
+    if none_allowed:
+        want += ", or false, 'none' or 0 for no limit"
+
+    def convert(value: Any) -> int | None:
+        if value is True or not isinstance(value, (int, float, str)):
+            raise ValueError(f"must be {want}; got {describe(value)}")
+        try:
+            size = parse_size(value)
+        except ValueError:
+            raise ValueError(f"must be {want}; got {value!r}") from None
+        if size is None and not none_allowed:
+            raise ValueError(f"must be {want}; got {describe(value)}")
+        return size
+
+    return convert
+
+
+def imports(value: Any) -> tuple[str, ...]:
+    want = "an array of dotted module names such as ['myapp.jobs']"
+    if not isinstance(value, list):
+        raise ValueError(f"must be {want}, got {describe(value)}")
+    bad = [item for item in value if not _is_module_name(item)]
+    if bad:
+        listed = ", ".join(describe(item) for item in bad)
+        raise ValueError(f"must be {want}; not module names: {listed}")
+    return tuple(value)
+
+
+def _is_module_name(name: Any) -> bool:
+    return isinstance(name, str) and all(
+        part.isidentifier() and not keyword.iskeyword(part) for part in name.split(".")
+    )
+
+
+def listen(value: Any) -> str:
+    want = "'host:port' with a port from 1 to 65535, e.g. '127.0.0.1:9100'"
+    text = require_string(value, want)
+    host, colon, port = text.rpartition(":")
+    bare_host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    valid_port = port.isdigit() and 1 <= int(port) <= 65535
+    if not (colon and bare_host and valid_port) or ("[" in bare_host or "]" in bare_host):
+        raise ValueError(f"must be {want}, got {value!r}")
+    if ":" in bare_host and bare_host == host:
+        raise ValueError(f"must be {want} (IPv6 hosts in brackets: '[::1]:9100'), got {value!r}")
+    return text
+
+
+def path_under(base_dir: Path) -> Convert:
+    def convert(value: Any) -> Path:
+        return base_dir / Path(require_string(value, "a directory path")).expanduser()
+
+    return convert
