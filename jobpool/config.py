@@ -9,6 +9,10 @@ Environment variables (the names of the PHP project this replaces) override the 
 QUEUE_DRIVER, QUEUE_DEFAULT, REDIS_URL, REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD,
 REDIS_DB and JOBPOOL_PREFIX. Empty variables count as unset. REDIS_URL beats REDIS_HOST/REDIS_PORT,
 which beat the file; REDIS_PASSWORD always applies, also on top of a URL.
+
+Split by job: this module holds the dataclasses, the entry points and the section builders;
+config_values.py the value converters and the schema (which key takes what), config_reader.py the
+key walking that collects problems, redis_url.py the URL schemes and password masking.
 """
 
 from __future__ import annotations
@@ -24,22 +28,21 @@ from typing import Any
 
 from jobpool.config_reader import Reader, key_path
 from jobpool.config_values import (
-    Convert,
-    as_is,
-    boolean,
-    choice,
+    INTEGER_KEYS,
+    JOBS_FIELDS,
+    METRICS_FIELDS,
+    POOL_FIELDS,
+    QUEUE_FIELDS,
+    REDIS_ALIASES,
+    REDIS_ENV,
+    SECTIONS,
+    TOP_ENV,
+    TOP_FIELDS,
     describe,
-    duration,
-    imports,
-    integer,
-    listen,
-    matching,
-    path_under,
-    secret,
-    size,
-    string,
+    queue_name,
+    redis_fields,
 )
-from jobpool.redis_url import EMBEDDED, mask_url, url_has_password, validate_redis_url
+from jobpool.redis_url import EMBEDDED, mask_url, url_has_password
 from jobpool.sizes import format_size
 
 if sys.version_info >= (3, 11):
@@ -62,20 +65,7 @@ __all__ = [
 
 MiB = 1024 * 1024
 
-# Queue names and the key prefix end up inside Redis key names: no ':' (our separator), no '{' or
-# '}' (Redis Cluster hash tags), no spaces.
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_QUEUE_NAME_RULE = (
-    "must be 1 to 64 characters: letters, digits, '_', '.' or '-', starting with a letter or "
-    "digit (queue names become part of Redis keys, so ':', '{', '}' and spaces are not allowed)"
-)
-_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
-_PREFIX_RULE = (
-    "must be 1 to 64 characters: letters, digits, '_', '.', ':' or '-', starting with a letter or "
-    "digit ('{', '}' and spaces are not allowed in Redis key prefixes)"
-)
 _TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|(end of document))\)\s*$")
-_queue_name = matching(_QUEUE_NAME, _QUEUE_NAME_RULE)
 
 
 class ConfigError(Exception):
@@ -228,7 +218,7 @@ class Config:
         if configured is not None:
             return configured
         try:
-            _queue_name(name)
+            queue_name(name)
         except ValueError as exc:
             raise ConfigError([f"queue name {name!r}: {exc}"]) from None
         return _queue_from_pool(name, self.pool, {})
@@ -268,14 +258,14 @@ def config_from_dict(
     env = os.environ if env is None else env
     base_dir = Path.cwd() if base_dir is None else Path(base_dir)
     reader = Reader(source)
-    top = reader.table(data, "", _TOP_FIELDS)
-    top.update(reader.env(env, _TOP_ENV, _TOP_FIELDS))
-    sections = {name: top.pop(name, {}) for name in _SECTIONS}
+    top = reader.table(data, "", TOP_FIELDS)
+    top.update(reader.env(env, TOP_ENV, TOP_FIELDS))
+    sections = {name: top.pop(name, {}) for name in SECTIONS}
     redis = _build_redis(reader, sections["redis"], base_dir, env)
-    jobs = JobsConfig(**reader.table(sections["jobs"], "jobs", _JOBS_FIELDS))
+    jobs = JobsConfig(**reader.table(sections["jobs"], "jobs", JOBS_FIELDS))
     pool = _build_pool(reader, sections["pool"])
     queues = _build_queues(reader, sections["queues"], pool)
-    metrics = MetricsConfig(**reader.table(sections["metrics"], "metrics", _METRICS_FIELDS))
+    metrics = MetricsConfig(**reader.table(sections["metrics"], "metrics", METRICS_FIELDS))
     if reader.problems:
         raise ConfigError(reader.problems)
     return Config(
@@ -320,88 +310,20 @@ def _toml_problem(exc: ValueError) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The schema: which keys each table accepts and how each is converted.
-# --------------------------------------------------------------------------------------------
-
-_SECTIONS = ("redis", "jobs", "pool", "queues", "metrics")
-_TOP_FIELDS: dict[str, Convert] = {
-    "driver": choice("redis", "memory", aliases={"array": "memory"}),
-    "default_queue": _queue_name,
-    "imports": imports,
-    "log_level": choice("debug", "info", "warning", "error"),
-    "log_format": choice("text", "json"),
-    **{name: as_is for name in _SECTIONS},
-}
-_JOBS_FIELDS: dict[str, Convert] = {
-    "completed_ttl": duration(),
-    "failed_ttl": duration(),
-    "max_payload": size(),
-}
-_QUEUE_FIELDS: dict[str, Convert] = {
-    "workers": integer(1),
-    "memory_limit": size(none_allowed=True),
-    "memory_hard_limit": size(none_allowed=True),
-    "max_jobs": integer(0),
-    "graceful_timeout": duration(),
-    "lease": duration(at_least=1.0),
-    "timeout": duration(none_allowed=True),
-}
-_POOL_FIELDS: dict[str, Convert] = {
-    **_QUEUE_FIELDS,
-    "preload": boolean,
-    "memory_check_interval": duration(),
-    "restart_backoff_max": duration(),
-}
-_METRICS_FIELDS: dict[str, Convert] = {"listen": listen}
-_REDIS_ALIASES = {"db": "database"}
-
-
-def _redis_fields(base_dir: Path) -> dict[str, Convert]:
-    return {
-        "url": validate_redis_url,
-        "host": string,
-        "port": integer(1, 65535),
-        "username": string,
-        "password": secret,
-        "database": integer(0),
-        "prefix": matching(_PREFIX, _PREFIX_RULE),
-        "data_dir": path_under(base_dir),
-        "socket_timeout": duration(),
-        "ssl_ca_certs": string,
-        "ssl_certfile": string,
-        "ssl_keyfile": string,
-        "ssl_cert_reqs": choice("required", "optional", "none"),
-    }
-
-
-_TOP_ENV = {"QUEUE_DRIVER": "driver", "QUEUE_DEFAULT": "default_queue"}
-_REDIS_ENV = {
-    "REDIS_URL": "url",
-    "REDIS_HOST": "host",
-    "REDIS_PORT": "port",
-    "REDIS_USERNAME": "username",
-    "REDIS_PASSWORD": "password",
-    "REDIS_DB": "database",
-    "JOBPOOL_PREFIX": "prefix",
-}
-_INTEGER_KEYS = frozenset({"port", "database"})
-
-
-# --------------------------------------------------------------------------------------------
 # Sections that need more than a table read.
 # --------------------------------------------------------------------------------------------
 
 
 def _build_redis(reader: Reader, raw: Any, base_dir: Path, env: Mapping[str, str]) -> RedisConfig:
     """[redis] from the file, then the environment on top (see _apply_redis_env)."""
-    converters = _redis_fields(base_dir)
-    values = reader.table(raw, "redis", converters, _REDIS_ALIASES)
+    converters = redis_fields(base_dir)
+    values = reader.table(raw, "redis", converters, REDIS_ALIASES)
     if url_has_password(values.get("url")) and "password" in values:
         reader.error(
             "redis.password",
             "the password is also set inside redis.url: set it in only one place",
         )
-    _apply_redis_env(values, reader.env(env, _REDIS_ENV, converters, _INTEGER_KEYS))
+    _apply_redis_env(values, reader.env(env, REDIS_ENV, converters, INTEGER_KEYS))
     values.setdefault("data_dir", base_dir / ".jobpool")
     return RedisConfig(**values)
 
@@ -422,7 +344,7 @@ def _apply_redis_env(values: dict[str, Any], overrides: Mapping[str, Any]) -> No
 
 
 def _build_pool(reader: Reader, raw: Any) -> PoolConfig:
-    pool = PoolConfig(**reader.table(raw, "pool", _POOL_FIELDS))
+    pool = PoolConfig(**reader.table(raw, "pool", POOL_FIELDS))
     _check_limits(reader, "pool", pool.memory_limit, pool.memory_hard_limit)
     return pool
 
@@ -437,11 +359,11 @@ def _build_queues(reader: Reader, raw: Any, pool: PoolConfig) -> Mapping[str, Qu
         path = key_path("queues", name)
         valid_name = True
         try:
-            _queue_name(name)
+            queue_name(name)
         except ValueError as exc:
             reader.error(path, f"invalid queue name: {exc}")
             valid_name = False
-        values = reader.table(table, path, _QUEUE_FIELDS)
+        values = reader.table(table, path, QUEUE_FIELDS)
         queue = _queue_from_pool(name, pool, values)
         if {"memory_limit", "memory_hard_limit"} & values.keys():
             _check_limits(reader, path, queue.memory_limit, queue.memory_hard_limit)

@@ -1,8 +1,9 @@
-"""Value converters for jobpool's config: one raw TOML value in, one typed value out.
+"""What each config value may be: the converters, and the schema saying which key uses which.
 
-Each converter returns the typed value or raises ValueError("must be ..., got ...") worded for the
-person editing the file; the reader (config_reader.py) prefixes the file name and the key path. The
-wording lives here, next to the check it explains, so every key of the same kind fails the same way.
+Each converter takes one raw TOML value (or environment variable) and returns the typed value, or
+raises ValueError("must be ..., got ...") worded for the person editing the file; the reader
+(config_reader.py) prefixes the file name and the key path. The wording lives here, next to the
+check it explains, so that every key of the same kind fails the same way.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from jobpool.redis_url import EMBEDDED, URL_SCHEMES
 from jobpool.sizes import DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size
 
 Convert = Callable[[Any], Any]
+_URL_RULE = "must be 'embedded' or a redis://, rediss:// or unix:// URL"
 
 
 def describe(value: Any, secret: bool = False) -> str:
@@ -164,8 +168,112 @@ def listen(value: Any) -> str:
     return text
 
 
+def redis_url(value: Any) -> str:
+    # The value is never echoed back: a mistyped URL may still contain a password.
+    text = require_string(value, "'embedded' or a Redis URL")
+    if text.strip().lower() == EMBEDDED:
+        return EMBEDDED
+    try:
+        parts = urlsplit(text.strip())
+        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
+    except ValueError:
+        raise ValueError(f"{_URL_RULE}, got a URL that cannot be parsed") from None
+    scheme = parts.scheme.lower()
+    if scheme not in URL_SCHEMES or "://" not in text:
+        got = f"scheme {scheme!r}" if scheme and "://" in text else "a value without scheme://"
+        raise ValueError(f"{_URL_RULE}, got {got}")
+    if scheme == "unix" and not parts.path:
+        raise ValueError("a unix:// URL needs a socket path, e.g. unix:///run/redis.sock")
+    if scheme != "unix" and not parts.hostname:
+        raise ValueError(f"a {scheme}:// URL needs a host, e.g. {scheme}://localhost:6379/0")
+    return text.strip()
+
+
 def path_under(base_dir: Path) -> Convert:
     def convert(value: Any) -> Path:
         return base_dir / Path(require_string(value, "a directory path")).expanduser()
 
     return convert
+
+
+# --------------------------------------------------------------------------------------------
+# The schema: which keys each table accepts, how each is converted, and which environment
+# variables override them.
+# --------------------------------------------------------------------------------------------
+
+# Queue names and the key prefix end up inside Redis key names: no ':' (our separator), no '{' or
+# '}' (Redis Cluster hash tags), no spaces.
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_QUEUE_NAME_RULE = (
+    "must be 1 to 64 characters: letters, digits, '_', '.' or '-', starting with a letter or "
+    "digit (queue names become part of Redis keys, so ':', '{', '}' and spaces are not allowed)"
+)
+_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+_PREFIX_RULE = (
+    "must be 1 to 64 characters: letters, digits, '_', '.', ':' or '-', starting with a letter or "
+    "digit ('{', '}' and spaces are not allowed in Redis key prefixes)"
+)
+queue_name = matching(_QUEUE_NAME, _QUEUE_NAME_RULE)
+
+SECTIONS = ("redis", "jobs", "pool", "queues", "metrics")
+TOP_FIELDS: dict[str, Convert] = {
+    "driver": choice("redis", "memory", aliases={"array": "memory"}),
+    "default_queue": queue_name,
+    "imports": imports,
+    "log_level": choice("debug", "info", "warning", "error"),
+    "log_format": choice("text", "json"),
+    **{name: as_is for name in SECTIONS},
+}
+JOBS_FIELDS: dict[str, Convert] = {
+    "completed_ttl": duration(),
+    "failed_ttl": duration(),
+    "max_payload": size(),
+}
+QUEUE_FIELDS: dict[str, Convert] = {
+    "workers": integer(1),
+    "memory_limit": size(none_allowed=True),
+    "memory_hard_limit": size(none_allowed=True),
+    "max_jobs": integer(0),
+    "graceful_timeout": duration(),
+    "lease": duration(at_least=1.0),
+    "timeout": duration(none_allowed=True),
+}
+POOL_FIELDS: dict[str, Convert] = {
+    **QUEUE_FIELDS,
+    "preload": boolean,
+    "memory_check_interval": duration(),
+    "restart_backoff_max": duration(),
+}
+METRICS_FIELDS: dict[str, Convert] = {"listen": listen}
+REDIS_ALIASES = {"db": "database"}
+
+
+def redis_fields(base_dir: Path) -> dict[str, Convert]:
+    return {
+        "url": redis_url,
+        "host": string,
+        "port": integer(1, 65535),
+        "username": string,
+        "password": secret,
+        "database": integer(0),
+        "prefix": matching(_PREFIX, _PREFIX_RULE),
+        "data_dir": path_under(base_dir),
+        "socket_timeout": duration(),
+        "ssl_ca_certs": string,
+        "ssl_certfile": string,
+        "ssl_keyfile": string,
+        "ssl_cert_reqs": choice("required", "optional", "none"),
+    }
+
+
+TOP_ENV = {"QUEUE_DRIVER": "driver", "QUEUE_DEFAULT": "default_queue"}
+REDIS_ENV = {
+    "REDIS_URL": "url",
+    "REDIS_HOST": "host",
+    "REDIS_PORT": "port",
+    "REDIS_USERNAME": "username",
+    "REDIS_PASSWORD": "password",
+    "REDIS_DB": "database",
+    "JOBPOOL_PREFIX": "prefix",
+}
+INTEGER_KEYS = frozenset({"port", "database"})

@@ -1,42 +1,17 @@
-"""Redis URLs in jobpool's config: which ones are accepted, and how to show one without its secret.
+"""Redis URL basics shared by the config: the accepted schemes, and hiding a URL's password.
 
-Kept together because both sides must agree on what a Redis URL looks like (its schemes, the word
-'embedded'), and apart from the rest of the config because RedisConfig's repr and safe_url() use the
-masking to keep passwords out of logs.
+RedisConfig's repr() and safe_url() mask the URL so that passwords stay out of logs and status
+output; the loader also uses the masking to tell whether a URL carries a password, and to drop it
+when REDIS_PASSWORD replaces it. The validating converter lives with its siblings in
+config_values.py and uses the same schemes.
 """
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import unquote, urlsplit
-
-from jobpool.config_values import require_string
 
 EMBEDDED = "embedded"
 URL_SCHEMES = ("redis", "rediss", "unix")
-_URL_RULE = "must be 'embedded' or a redis://, rediss:// or unix:// URL"
-
-
-def validate_redis_url(value: Any) -> str:
-    """The config converter for redis.url / REDIS_URL: 'embedded' or a checked, stripped URL."""
-    # The value is never echoed back: a mistyped URL may still contain a password.
-    text = require_string(value, "'embedded' or a Redis URL")
-    if text.strip().lower() == EMBEDDED:
-        return EMBEDDED
-    try:
-        parts = urlsplit(text.strip())
-        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
-    except ValueError:
-        raise ValueError(f"{_URL_RULE}, got a URL that cannot be parsed") from None
-    scheme = parts.scheme.lower()
-    if scheme not in URL_SCHEMES or "://" not in text:
-        got = f"scheme {scheme!r}" if scheme and "://" in text else "a value without scheme://"
-        raise ValueError(f"{_URL_RULE}, got {got}")
-    if scheme == "unix" and not parts.path:
-        raise ValueError("a unix:// URL needs a socket path, e.g. unix:///run/redis.sock")
-    if scheme != "unix" and not parts.hostname:
-        raise ValueError(f"a {scheme}:// URL needs a host, e.g. {scheme}://localhost:6379/0")
-    return text.strip()
 
 
 def mask_url(url: str, replacement: str | None = "***") -> str:
