@@ -108,8 +108,9 @@ class ChildEvents(TitleEvents):
         self.master_pid = master_pid
         self.memory_limit = qcfg.memory_limit
         self.queue_timeout = qcfg.timeout
-        # A little jitter, so that a pool started together is not recycled all at once.
-        jitter = random.randint(0, max(qcfg.max_jobs // 10, 1)) if qcfg.max_jobs else 0
+        # A little jitter (up to a tenth more), so that a pool started together is not
+        # recycled all at once.
+        jitter = random.randint(0, qcfg.max_jobs // 10)
         self.max_jobs = qcfg.max_jobs + jitter
         self.jobs = 0
         self._next_full_check = 0.0
@@ -238,7 +239,7 @@ def _serve(
             return exitcodes.IMPORT_FAILED
     manager = QueueManager.from_config(cfg)
     worker = Worker(manager, slot.queue, worker_id=worker_id, lease=qcfg.lease, events=events)
-    worker.install_signals()
+    worker.install_signals(supervised=True)
     signals.unblock()  # our handlers are in place: a SIGTERM held since the fork lands now
     events.ready()
     worker.run(install_signals=False, keep_lease=False)

@@ -236,6 +236,7 @@ QUEUE_FIELDS: dict[str, Convert] = {
     "max_jobs": integer(0),
     "graceful_timeout": duration(),
     "lease": duration(at_least=1.0),
+    "prefetch": integer(1, 1000),
     "timeout": duration(none_allowed=True),
 }
 POOL_FIELDS: dict[str, Convert] = {

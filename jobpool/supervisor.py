@@ -109,6 +109,8 @@ class Supervisor:
         deadlines = [now + TICK, self._next_renewal, self.notify.next_deadline() or now + TICK]
         if self.draining_since is None:
             deadlines.append(self.restarts.next_start(now) or now + TICK)
+        if self._hard_limits():
+            deadlines.append(self._next_memory_check)
         for child in self.children.values():
             if child.busy and child.busy.timeout:
                 deadlines.append(child.busy.started + child.busy.timeout)
@@ -269,6 +271,11 @@ class Supervisor:
             self._next_memory_check = now + self.config.pool.memory_check_interval
             for child in list(self.children.values()):
                 self._check_hard_limit(child)
+
+    def _hard_limits(self) -> bool:
+        return any(
+            self.config.queue(c.slot.queue).memory_hard_limit for c in self.children.values()
+        )
 
     def _check_hard_limit(self, child: Child) -> None:
         limit = self.config.queue(child.slot.queue).memory_hard_limit

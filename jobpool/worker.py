@@ -73,6 +73,7 @@ class Worker:
         self.stopped_because: str | None = None
         self.jobs_done = 0
         self._wakeup_r: int | None = None
+        self._exiting = False  # handing back at exit: a late signal must not cut that short
 
     # -- one job -----------------------------------------------------------------------------
 
@@ -194,6 +195,7 @@ class Worker:
             self.stopped_because = f"second {stop}"
             return self.jobs_done
         finally:
+            self._exiting = True
             if keeper is not None:
                 keeper.stop()
             self._hand_back_all()
@@ -272,17 +274,22 @@ class Worker:
 
     # -- signals -----------------------------------------------------------------------------
 
-    def install_signals(self) -> None:
+    def install_signals(self, supervised: bool = False) -> None:
+        """SIGTERM and SIGINT: finish the job, take no new one; a second one: stop at once.
+
+        A supervised worker ignores SIGINT: Ctrl-C reaches the whole process group, and the
+        master turns it into the SIGTERM of a drain; counting both would stop the job at once.
+        """
         r, w = os.pipe()
         os.set_blocking(r, False)
         os.set_blocking(w, False)
         self._wakeup_r = r
         signal.set_wakeup_fd(w)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_stop_signal)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if supervised else self._on_stop_signal)
 
     def _on_stop_signal(self, signum: int, frame: object) -> None:
-        if self.stopping:
+        if self.stopping and not self._exiting:
             raise WorkerShutdown(signal.Signals(signum).name)
         self.stopping = True
 

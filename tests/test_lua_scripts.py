@@ -14,6 +14,7 @@ K = QueueKeys("jobpool", "default")
 BUILDERS = {
     "enqueue": lambda: s.enqueue_keys(K),
     "fetch": lambda: s.fetch_keys(K, "w1"),
+    "start": lambda: s.start_keys(K, "w1"),
     "ack": lambda: s.ack_keys(K, "w1"),
     "retry_or_fail": lambda: s.retry_or_fail_keys(K, "w1"),
     "requeue": lambda: s.requeue_keys(K, "w1"),

@@ -19,6 +19,7 @@ _INCLUDE = re.compile(r"^-- @include (\w+)$", re.MULTILINE)
 OPERATIONS = (
     "enqueue",
     "fetch",
+    "start",
     "ack",
     "retry_or_fail",
     "requeue",
@@ -46,6 +47,9 @@ class Scripts:
     def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
         return self._by_name[name](keys=keys, args=args, client=client)
 
+    def sha(self, name: str) -> str:
+        return self._by_name[name].sha
+
 
 def enqueue_keys(k: QueueKeys) -> list[str]:
     return [k.ready, k.delayed, k.state, k.payload]
@@ -53,6 +57,10 @@ def enqueue_keys(k: QueueKeys) -> list[str]:
 
 def fetch_keys(k: QueueKeys, worker_id: str) -> list[str]:
     return [k.ready, k.delayed, k.state, k.payload, k.workers, k.wip(worker_id)]
+
+
+def start_keys(k: QueueKeys, worker_id: str) -> list[str]:
+    return [k.wip(worker_id), k.state]
 
 
 def ack_keys(k: QueueKeys, worker_id: str) -> list[str]:
