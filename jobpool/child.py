@@ -238,7 +238,14 @@ def _serve(
             log.error("worker %s cannot start: %s", slot.name, exc)
             return exitcodes.IMPORT_FAILED
     manager = QueueManager.from_config(cfg)
-    worker = Worker(manager, slot.queue, worker_id=worker_id, lease=qcfg.lease, events=events)
+    worker = Worker(
+        manager,
+        slot.queue,
+        worker_id=worker_id,
+        lease=qcfg.lease,
+        prefetch=qcfg.prefetch,
+        events=events,
+    )
     worker.install_signals(supervised=True)
     signals.unblock()  # our handlers are in place: a SIGTERM held since the fork lands now
     events.ready()

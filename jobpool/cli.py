@@ -154,7 +154,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     qcfg = cfg.queue(queue)
     import_job_modules(cfg.imports)
     qm = _manager(cfg, wait=args.redis_wait)
-    worker = Worker(qm, queue, lease=qcfg.lease, events=TitleEvents(queue))
+    worker = Worker(qm, queue, lease=qcfg.lease, prefetch=qcfg.prefetch, events=TitleEvents(queue))
     log.info("worker %s serving queue %s on %s", worker.worker_id, queue, cfg.redis.safe_url())
     done = worker.run(max_jobs=args.max_jobs, burst=args.burst)
     log.info("worker %s stopped after %d job(s)", worker.worker_id, done)

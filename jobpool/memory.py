@@ -90,6 +90,8 @@ class MemoryDriver:
                 self._hand_back(q, job_id)
             self._promote(q, now)
             out: list[Delivery] = []
+            peers = len(q.held) + 1  # the workers holding jobs, and this one
+            count = min(count, max(len(q.ready) // peers, 1))  # a fair share
             while q.ready and len(out) < count:
                 job_id = q.ready.popleft()
                 record = self._records.get(job_id)
@@ -97,21 +99,36 @@ class MemoryDriver:
                     continue
                 if record["status"] == "failed" and not record.get("hook"):
                     continue
-                if record["status"] != "failed":
-                    attempts = record.get("attempts", 0) + 1
-                    self._save(
-                        job_id,
-                        record,
-                        status="processing",
-                        attempts=attempts,
-                        worker=worker_id,
-                        started_at=now,
-                    )
+                if not out and record["status"] != "failed":  # the rest start later
+                    self._begin(job_id, record, worker_id, now)
                 q.held.setdefault(worker_id, []).append(job_id)
                 body = self._bodies[job_id].encode()
                 out.append(Delivery(job_id, queue, body, copy.deepcopy(record), worker_id))
             next_due = (q.delayed[0][0] - now) / 1000.0 if q.delayed else None
             return Fetched(out, next_due and max(next_due, 0.0))
+
+    def _begin(self, job_id: str, record: dict[str, Any], worker_id: str, now: int) -> None:
+        self._save(
+            job_id,
+            record,
+            status="processing",
+            attempts=record.get("attempts", 0) + 1,
+            worker=worker_id,
+            started_at=now,
+        )
+
+    def start(self, delivery: Delivery) -> Delivery:
+        """Begin a job claimed in a batch: its attempt counts from here."""
+        with self._cond:
+            record = self._records.get(delivery.id)
+            held = delivery.id in self._q(delivery.queue).held.get(delivery.worker_id, [])
+            if held and record is not None and record["status"] not in ("processing", "failed"):
+                self._begin(delivery.id, record, delivery.worker_id, self._now_ms())
+            current = copy.deepcopy(record) if record is not None else delivery.record
+            return Delivery(delivery.id, delivery.queue, delivery.body, current, delivery.worker_id)
+
+    def session(self) -> MemorySession:
+        return MemorySession(self)
 
     def wait(self, queue: str, timeout: float, wakeup_fd: int | None = None) -> None:
         with self._cond:
@@ -123,6 +140,8 @@ class MemoryDriver:
         if job_id not in held:
             return False
         held.remove(job_id)
+        if not held:
+            del q.held[worker_id]
         return True
 
     def _hand_back(self, q: _Queue, job_id: str) -> None:
@@ -223,6 +242,10 @@ class MemoryDriver:
                 if record["status"] == "failed":
                     self._save(job_id, record, hook=None, hook_error=reason, worker=None)
                     continue
+                if record["status"] != "processing":  # claimed in a batch, never started
+                    self._hand_back(q, job_id)
+                    handed += 1
+                    continue
                 record.update(error=reason, traceback=None)
                 if record.get("attempts", 0) >= record.get("max_tries", 1):
                     self._fail(q, job_id, record, now, hook=1)
@@ -303,3 +326,22 @@ class MemoryDriver:
 
     def close(self) -> None:
         """Nothing to close: the queues live as long as the driver object."""
+
+
+class MemorySession:
+    """A worker's view of the memory driver: every step applies at once."""
+
+    def __init__(self, driver: MemoryDriver):
+        self.driver = driver
+        self.fetch = driver.fetch
+        self.start = driver.start
+        self.complete = driver.complete
+        self.retry_or_fail = driver.retry_or_fail
+        self.release = driver.release
+        self.wait = driver.wait
+
+    def flush(self) -> None:
+        """Nothing is ever in flight."""
+
+    def close(self) -> None:
+        """The driver owns everything."""

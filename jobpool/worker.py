@@ -59,15 +59,16 @@ class Worker:
         *,
         worker_id: str | None = None,
         lease: float = 30.0,
-        batch: int = 1,
+        prefetch: int = 1,
         events: WorkerEvents | None = None,
     ):
         self.manager = manager
         self.driver = manager.driver
+        self.session = manager.driver.session()
         self.queue = manager._queue(None, queue)
         self.worker_id = worker_id or new_worker_id(self.queue)
         self.lease = lease
-        self.batch = batch
+        self.prefetch = prefetch
         self.events = events or WorkerEvents()
         self.stopping = False
         self.stopped_because: str | None = None
@@ -78,7 +79,14 @@ class Worker:
     # -- one job -----------------------------------------------------------------------------
 
     def process(self, delivery: Delivery) -> Outcome:
-        """Run one claimed job to its outcome: completed, retrying or failed."""
+        """Run one claimed job to its outcome: completed, retrying or failed (recorded in the
+        queue before this returns)."""
+        outcome = self._run_one(delivery)
+        self._call(self.session.flush)
+        return outcome
+
+    def _run_one(self, delivery: Delivery) -> Outcome:
+        delivery = self.session.start(delivery)
         outcome = self._process(delivery)
         self.events.job_finished(delivery, outcome)
         return outcome
@@ -97,19 +105,14 @@ class Worker:
             with running_with(self.manager):
                 job.handle()
         except WorkerShutdown:
-            self._call(lambda: self.driver.release(self.worker_id, delivery.queue, [delivery.id]))
+            self._call(lambda: self.session.release(self.worker_id, delivery.queue, [delivery.id]))
             raise
         except BaseException as exc:  # noqa: BLE001 - a job's SystemExit/KeyboardInterrupt too
             return self._record_failure(delivery, job, exc, took=time.monotonic() - started)
         took = time.monotonic() - started
-        if self._call(lambda: self.driver.complete(delivery)):
-            log.info("completed in %.3fs", took, extra=job_fields(delivery))
-            return Outcome.COMPLETED
-        log.warning(
-            "completed, but its lease had lapsed: another worker owns the job now",
-            extra=job_fields(delivery),
-        )
-        return Outcome.LOST
+        self.session.complete(delivery)  # a lapsed lease is logged when the reply is read
+        log.info("completed in %.3fs", took, extra=job_fields(delivery))
+        return Outcome.COMPLETED
 
     def _record_failure(
         self,
@@ -124,7 +127,7 @@ class Worker:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         delay = retry_wait(_retry_delay(job), delivery.attempts)
         outcome = self._call(
-            lambda: self.driver.retry_or_fail(delivery, delay, error, tb, force_fail=force)
+            lambda: self.session.retry_or_fail(delivery, delay, error, tb, force_fail=force)
         )
         fields = job_fields(delivery)
         attempt = f"attempt {delivery.attempts}/{delivery.max_tries}"
@@ -147,7 +150,7 @@ class Worker:
         """A job whose workers kept dying: run its failed() hook here, once."""
         error = WorkerLostError(delivery.record.get("error") or "worker lost")
         self._run_failed_hook(job, error, delivery)
-        self._call(lambda: self.driver.retry_or_fail(delivery, 0, "", "", force_fail=True))
+        self._call(lambda: self.session.retry_or_fail(delivery, 0, "", "", force_fail=True))
         log.error("failed for good: %s", error, extra=job_fields(delivery))
         return Outcome.FAILED
 
@@ -160,11 +163,12 @@ class Worker:
 
     def _call(self, step: Callable[[], Any]) -> Any:
         """Run an idempotent queue step, retrying across dropped connections and restarts."""
-        backoff = Backoff()
+        backoff = None
         while True:
             try:
                 return step()
             except CONNECTION_ERRORS as exc:
+                backoff = backoff or Backoff()
                 wait = backoff.next()
                 log.warning("redis unreachable (%s); retrying in %.1fs", exc, wait)
                 time.sleep(wait)
@@ -205,9 +209,12 @@ class Worker:
         whose reply a second signal cut off) and drop its lease entry, so no peer has to reap
         it. Harmless if Redis is away: the lease then lapses and a peer does it."""
         with contextlib.suppress(*CONNECTION_ERRORS):
+            self.session.flush()
+        with contextlib.suppress(*CONNECTION_ERRORS):
             self.driver.requeue_worker(
                 self.queue, self.worker_id, "worker stopped", count_attempt=False
             )
+        self.session.close()
 
     def _renew(self) -> None:
         self.driver.renew(self.queue, [self.worker_id], self.lease)
@@ -216,44 +223,48 @@ class Worker:
         backoff = Backoff()
         while not self.stopping:
             try:
-                fetched = self.driver.fetch(self.queue, self.worker_id, self.batch, self.lease)
+                fetched = self.session.fetch(self.queue, self.worker_id, self.prefetch, self.lease)
                 if fetched.stale_worker:
                     self._reap(fetched.stale_worker)
                 if not fetched.deliveries:
                     if burst and fetched.next_due is None:
                         break
                     self._idle(fetched.next_due)
+                    self._check_stop(max_jobs)
                 backoff.reset()
             except CONNECTION_ERRORS as exc:
                 wait = backoff.next()
                 log.warning("redis unreachable (%s); reconnecting in %.1fs", exc, wait)
                 time.sleep(wait)
                 continue
-            self._run_batch(fetched.deliveries)
-            if max_jobs and self.jobs_done >= max_jobs:
-                break
-            self._check_stop()
+            self._run_batch(fetched.deliveries, max_jobs)
         return self.jobs_done
 
-    def _check_stop(self) -> None:
+    def _check_stop(self, max_jobs: int = 0) -> None:
+        """Asked after every job and idle tick: leave now? (`max_jobs` of run(), the events'
+        memory and recycling limits, an orphaned child)."""
+        if max_jobs and self.jobs_done >= max_jobs:
+            self.stopping = True
+            return
         reason = self.events.stop_reason()
         if reason is not None:
             self.stopped_because = reason
             self.stopping = True
 
-    def _run_batch(self, deliveries: list[Delivery]) -> None:
+    def _run_batch(self, deliveries: list[Delivery], max_jobs: int = 0) -> None:
         for i, delivery in enumerate(deliveries):
             if self.stopping:
                 rest = [d.id for d in deliveries[i:]]
-                self._call(lambda r=rest: self.driver.release(self.worker_id, self.queue, r))
+                self._call(lambda r=rest: self.session.release(self.worker_id, self.queue, r))
                 return
-            self.process(delivery)
+            self._run_one(delivery)
             self.jobs_done += 1
+            self._check_stop(max_jobs)
 
     def _idle(self, next_due: float | None) -> None:
         timeout = IDLE_TICK if next_due is None else min(next_due, IDLE_TICK)
         if timeout > 0:
-            self.driver.wait(self.queue, timeout, self._wakeup_r)
+            self.session.wait(self.queue, timeout, self._wakeup_r)
             self._drain_wakeup()
 
     def _reap(self, stale: str) -> None:

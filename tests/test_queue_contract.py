@@ -358,3 +358,50 @@ def test_finished_records_expire_after_their_ttl(request, tmp_path, backend):
     assert qm.get_job_status(failed) is not None  # a failed record outlives a completed one
     wait_until(lambda: qm.get_job_status(failed) is None, timeout=3)
     qm.close()
+
+
+def test_a_batch_claim_starts_only_its_first_job(qm, tmp_path):
+    ids = qm.push_many([Record(str(tmp_path / "out"), str(i)) for i in range(6)])
+    session = qm.driver.session()
+    fetched = session.fetch("default", "w1", count=4)
+    assert [d.id for d in fetched.deliveries] == ids[:4]
+    statuses = [qm.get_job_status(i)["status"] for i in ids[:4]]
+    assert statuses == ["processing", "queued", "queued", "queued"]
+    second = session.start(fetched.deliveries[1])
+    session.flush()
+    assert second.attempts == 1
+    assert qm.get_job_status(ids[1])["status"] == "processing"
+    assert qm.get_job_status(ids[1])["attempts"] == 1
+
+
+def test_a_batch_claim_takes_no_more_than_a_fair_share(qm, tmp_path):
+    qm.push_many([Record(str(tmp_path / "out"), str(i)) for i in range(3)])
+    session = qm.driver.session()
+    first = session.fetch("default", "w1", count=8)
+    assert len(first.deliveries) == 3  # alone: it may take all that waits
+    qm.push_many([Record(str(tmp_path / "out"), str(i)) for i in range(3)])
+    second = session.fetch("default", "w2", count=8)
+    assert len(second.deliveries) == 1  # 3 waiting, 2 workers holding: one each, rounded down
+
+
+def test_a_dead_worker_costs_an_attempt_only_to_the_job_it_ran(qm, tmp_path):
+    ids = qm.push_many([Record(str(tmp_path / "out"), str(i)) for i in range(3)])
+    session = qm.driver.session()
+    fetched = session.fetch("default", "w1", count=3)
+    assert len(fetched.deliveries) == 3
+    assert qm.driver.requeue_worker("default", "w1", "worker killed by signal 9 (SIGKILL)") == 3
+    first, *rest = (qm.get_job_status(i) for i in ids)
+    assert first["status"] == "queued" and first["attempts"] == 1
+    assert first["error"] == "worker killed by signal 9 (SIGKILL)"
+    assert all(r["status"] == "queued" and r["attempts"] == 0 and "error" not in r for r in rest)
+    assert [qm.pop().id for _ in ids] == ids  # back at the front, in order
+
+
+def test_worker_run_with_prefetch_completes_every_job_in_order(qm, tmp_path):
+    path = str(tmp_path / "out")
+    ids = qm.push_many([Record(path, str(i)) for i in range(20)])
+    worker = Worker(qm, prefetch=8)
+    assert worker.run(burst=True, install_signals=False, keep_lease=False) == 20
+    assert runs(path) == [str(i) for i in range(20)]
+    assert all(qm.get_job_status(i)["status"] == "completed" for i in ids)
+    assert all(qm.get_job_status(i)["attempts"] == 1 for i in ids)

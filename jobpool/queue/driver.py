@@ -14,15 +14,11 @@ from jobpool.driver import Delivery, Fetched, Outcome, public_record
 from jobpool.ids import queue_of
 from jobpool.queue import scripts as s
 from jobpool.queue.keys import QueueKeys
+from jobpool.queue.parse import RETRY_CODES, ms, parse_fetch
+from jobpool.queue.session import RedisSession
 from jobpool.queue.waiter import Waiter
 
 ENQUEUE_CHUNK = 1000  # jobs per script call: keeps each call short for the server
-_RETRY_CODES = {-1: Outcome.LOST, 1: Outcome.RETRYING, 2: Outcome.FAILED}
-
-
-def _ms(seconds: float) -> int:
-    """Seconds to whole ms, rounded up so nothing becomes due early."""
-    return max(math.ceil(seconds * 1000), 0)
 
 
 class RedisDriver:
@@ -39,10 +35,10 @@ class RedisDriver:
     ):
         self.client = client
         self.prefix = prefix
-        self.completed_ttl_ms = _ms(completed_ttl)
-        self.failed_ttl_ms = _ms(failed_ttl)
+        self.completed_ttl_ms = ms(completed_ttl)
+        self.failed_ttl_ms = ms(failed_ttl)
         self.promote_batch = promote_batch
-        self._scripts = s.Scripts(client)
+        self.scripts = s.Scripts(client)
         self._keys: dict[str, QueueKeys] = {}
         self._waiter: Waiter | None = None
 
@@ -55,24 +51,23 @@ class RedisDriver:
     def enqueue(
         self, queue: str, jobs: Sequence[tuple[str, str, dict[str, Any]]], delay: float = 0.0
     ) -> int:
-        keys, delay_ms = s.enqueue_keys(self.keys(queue)), _ms(delay)
+        keys, delay_ms = s.enqueue_keys(self.keys(queue)), ms(delay)
         if len(jobs) <= ENQUEUE_CHUNK:
-            return self._scripts.run("enqueue", keys, _enqueue_args(delay_ms, jobs))
+            return self.scripts.run("enqueue", keys, _enqueue_args(delay_ms, jobs))
         with self.client.pipeline(transaction=False) as pipe:
             for i in range(0, len(jobs), ENQUEUE_CHUNK):
                 chunk = jobs[i : i + ENQUEUE_CHUNK]
-                self._scripts.run("enqueue", keys, _enqueue_args(delay_ms, chunk), client=pipe)
+                self.scripts.run("enqueue", keys, _enqueue_args(delay_ms, chunk), client=pipe)
             return sum(pipe.execute())
 
     def fetch(self, queue: str, worker_id: str, count: int = 1, lease: float = 30.0) -> Fetched:
         keys = s.fetch_keys(self.keys(queue), worker_id)
-        out = self._scripts.run("fetch", keys, [worker_id, count, _ms(lease), self.promote_batch])
-        deliveries = [
-            Delivery(out[i].decode(), queue, out[i + 1], json.loads(out[i + 2]), worker_id)
-            for i in range(2, len(out), 3)
-        ]
-        next_due = None if out[0] < 0 else out[0] / 1000.0
-        return Fetched(deliveries, next_due, out[1].decode() or None)
+        out = self.scripts.run("fetch", keys, [worker_id, count, ms(lease), self.promote_batch])
+        return parse_fetch(out, queue, worker_id)
+
+    def session(self) -> RedisSession:
+        """A worker's own connection for claims and acks (see RedisSession)."""
+        return RedisSession(self)
 
     def wait(self, queue: str, timeout: float, wakeup_fd: int | None = None) -> None:
         if self._waiter is None:
@@ -81,7 +76,7 @@ class RedisDriver:
 
     def complete(self, delivery: Delivery) -> bool:
         keys = s.ack_keys(self.keys(delivery.queue), delivery.worker_id)
-        acked = self._scripts.run("ack", keys, [self.completed_ttl_ms, 10, delivery.id])
+        acked = self.scripts.run("ack", keys, [self.completed_ttl_ms, 10, delivery.id])
         return acked[0] == 1
 
     def retry_or_fail(
@@ -93,12 +88,12 @@ class RedisDriver:
         force_fail: bool = False,
     ) -> Outcome:
         keys = s.retry_or_fail_keys(self.keys(delivery.queue), delivery.worker_id)
-        args = [delivery.id, _ms(delay), error, traceback, self.failed_ttl_ms, int(force_fail)]
-        return _RETRY_CODES[self._scripts.run("retry_or_fail", keys, args)]
+        args = [delivery.id, ms(delay), error, traceback, self.failed_ttl_ms, int(force_fail)]
+        return RETRY_CODES[self.scripts.run("retry_or_fail", keys, args)]
 
     def release(self, worker_id: str, queue: str, job_ids: Sequence[str]) -> int:
         keys = s.release_keys(self.keys(queue), worker_id)
-        return self._scripts.run("release", keys, [worker_id, *job_ids])
+        return self.scripts.run("release", keys, [worker_id, *job_ids])
 
     def requeue_worker(
         self,
@@ -110,11 +105,11 @@ class RedisDriver:
     ) -> int:
         keys = s.requeue_keys(self.keys(queue), worker_id)
         args = [worker_id, reason, self.failed_ttl_ms, int(only_if_expired), int(count_attempt)]
-        return self._scripts.run("requeue", keys, args)
+        return self.scripts.run("requeue", keys, args)
 
     def renew(self, queue: str, worker_ids: Sequence[str], lease: float) -> None:
         if worker_ids:
-            self._scripts.run("renew", s.renew_keys(self.keys(queue)), [_ms(lease), *worker_ids])
+            self.scripts.run("renew", s.renew_keys(self.keys(queue)), [ms(lease), *worker_ids])
 
     def status(self, job_id: str) -> dict[str, Any] | None:
         try:
@@ -149,11 +144,11 @@ class RedisDriver:
     def retry_failed(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
         keys = s.retry_failed_keys(self.keys(queue))
         args = [10_000, "*"] if job_ids is None else [0, *job_ids]
-        return self._scripts.run("retry_failed", keys, args)
+        return self.scripts.run("retry_failed", keys, args)
 
     def delete(self, job_id: str) -> bool:
         keys = s.delete_keys(self.keys(queue_of(job_id)))
-        code = self._scripts.run("delete", keys, [job_id])
+        code = self.scripts.run("delete", keys, [job_id])
         if code < 0:
             raise ValueError(f"job {job_id} is being processed; delete it after it finishes")
         return code == 1

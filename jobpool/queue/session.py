@@ -10,7 +10,6 @@ because each is idempotent (an ack or start checks that the worker still holds t
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -21,13 +20,15 @@ from redis.connection import AbstractConnection
 
 from jobpool.driver import Delivery, Fetched, Outcome
 from jobpool.queue import scripts as s
+from jobpool.queue.parse import ms as _ms
+from jobpool.queue.parse import parse_fetch
 from jobpool.queue.waiter import Waiter
 
 if TYPE_CHECKING:
     from jobpool.queue.driver import RedisDriver
 
 log = logging.getLogger("jobpool.worker")
-_RETRY_CODES = {-1: Outcome.LOST, 1: Outcome.RETRYING, 2: Outcome.FAILED}
+_NOSCRIPT = object()
 
 
 @dataclass
@@ -36,6 +37,7 @@ class _Command:
     keys: list[str]
     args: list[Any]
     on_reply: Callable[[Any], None] | None = None
+    sent: bool = False
     resent: bool = False  # a resend's reply may describe the first send's effect: not checked
 
 
@@ -53,20 +55,15 @@ class RedisSession:
     def fetch(self, queue: str, worker_id: str, count: int = 1, lease: float = 30.0) -> Fetched:
         keys = s.fetch_keys(self.driver.keys(queue), worker_id)
         args = [worker_id, count, _ms(lease), self.driver.promote_batch]
-        out = self._call(_Command("fetch", keys, args))
-        deliveries = [
-            Delivery(out[i].decode(), queue, out[i + 1], json.loads(out[i + 2]), worker_id)
-            for i in range(2, len(out), 3)
-        ]
-        next_due = None if out[0] < 0 else out[0] / 1000.0
-        return Fetched(deliveries, next_due, out[1].decode() or None)
+        return parse_fetch(self._exchange(_Command("fetch", keys, args)), queue, worker_id)
 
     def start(self, delivery: Delivery) -> Delivery:
         """Begin a job claimed in a batch; returns it as running (its attempt counted)."""
         if delivery.record.get("status") in ("processing", "failed"):
             return delivery  # the claim started it, or it is a failed() hook delivery
         keys = s.start_keys(self.driver.keys(delivery.queue), delivery.worker_id)
-        self._send(_Command("start", keys, [delivery.id, delivery.worker_id]))
+        # Written now, with the previous job's ack: the record says processing while it runs.
+        self._send(_Command("start", keys, [delivery.id, delivery.worker_id]), now=True)
         record = dict(
             delivery.record,
             status="processing",
@@ -76,7 +73,8 @@ class RedisSession:
         return replace(delivery, record=record)
 
     def complete(self, delivery: Delivery) -> None:
-        """Acknowledge a completed job; its reply is checked with the next round trip."""
+        """Acknowledge a completed job. It leaves with the next write (the next job's start or
+        the next claim, both right after this), and its reply is checked with the next claim."""
         keys = s.ack_keys(self.driver.keys(delivery.queue), delivery.worker_id)
         args = [self.driver.completed_ttl_ms, 10, delivery.id]
         self._send(_Command("ack", keys, args, on_reply=lambda r: _warn_if_lost(r, delivery)))
@@ -89,20 +87,12 @@ class RedisSession:
         traceback: str,
         force_fail: bool = False,
     ) -> Outcome:
-        keys = s.retry_or_fail_keys(self.driver.keys(delivery.queue), delivery.worker_id)
-        args = [
-            delivery.id,
-            _ms(delay),
-            error,
-            traceback,
-            self.driver.failed_ttl_ms,
-            int(force_fail),
-        ]
-        return _RETRY_CODES[self._call(_Command("retry_or_fail", keys, args))]
+        self.flush()
+        return self.driver.retry_or_fail(delivery, delay, error, traceback, force_fail)
 
     def release(self, worker_id: str, queue: str, job_ids: Sequence[str]) -> int:
-        keys = s.release_keys(self.driver.keys(queue), worker_id)
-        return self._call(_Command("release", keys, [worker_id, *job_ids]))
+        self.flush()
+        return self.driver.release(worker_id, queue, job_ids)
 
     def flush(self) -> None:
         """Wait until everything sent so far has been done by Redis."""
@@ -124,60 +114,73 @@ class RedisSession:
 
     # -- the wire ------------------------------------------------------------------------------
 
-    def _send(self, command: _Command) -> None:
+    def _send(self, command: _Command, now: bool = False) -> None:
+        """Queue a command whose reply can wait; `now` writes it (and all queued) at once."""
         self._pending.append(command)
-        conn = self._connection()
-        try:
-            self._write(conn, command)
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            self._drop()  # the pending list is resent by the next exchange
-
-    def _call(self, command: _Command) -> Any:
-        return self._exchange(command)
+        if now:
+            try:
+                self._write_unsent(self._connection(), None)
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                self._drop()  # the next exchange reconnects and resends
 
     def _exchange(self, final: _Command | None) -> Any:
-        """Read the replies of everything pending, then run `final` (if any) and return its
-        reply. Pending commands are resent first when the connection is new."""
-        fresh = self._conn is None
+        """Send what is unsent and `final` in one write, read every pending reply in order,
+        and return `final`'s reply."""
         conn = self._connection()
         try:
-            if fresh:
-                for command in self._pending:
-                    command.resent = True
-                    self._write(conn, command)
-            if final is not None:
-                self._write(conn, final)
+            self._write_unsent(conn, final)
+            retry = []
             for command in list(self._pending):
-                self._pending.remove(command)
-                self._handle(command, conn)
-            return None if final is None else self._read(conn, final)
+                if self._handle(command, conn) is _NOSCRIPT:
+                    command.sent = False
+                    retry.append(command)
+                self._pending.remove(command)  # only once answered: else it is sent again
+            reply = None if final is None else self._read(conn, final)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             self._drop()
             raise
+        if retry:  # the server forgot our scripts (SCRIPT FLUSH): load them, run those again
+            self._load_scripts(conn)
+            self._pending.extend(retry)
+            self._exchange(None)
+        return reply
 
-    def _handle(self, command: _Command, conn: AbstractConnection) -> None:
+    def _write_unsent(self, conn: AbstractConnection, final: _Command | None) -> None:
+        batch = [c for c in self._pending if not c.sent]
+        if final is not None:
+            batch.append(final)
+        if not batch:
+            return
+        packed = conn.pack_commands([self._evalsha(c) for c in batch])
+        for command in batch:
+            command.sent = True
+        conn.send_packed_command(packed)
+
+    def _handle(self, command: _Command, conn: AbstractConnection) -> object:
         """Read one pending command's reply. An error reply is still exactly one reply, so the
         connection stays in step; the error is logged, never silently dropped."""
         try:
-            reply = self._read(conn, command)
+            reply = conn.read_response()
+        except redis.exceptions.NoScriptError:
+            return _NOSCRIPT
         except redis.ResponseError as exc:
             log.error("redis refused %s: %s", command.name, exc)
-            return
+            return None
         if command.on_reply is not None and not command.resent:
             command.on_reply(reply)
+        return reply
 
     def _read(self, conn: AbstractConnection, command: _Command) -> Any:
         try:
             return conn.read_response()
         except redis.exceptions.NoScriptError:
-            # The server forgot our scripts (SCRIPT FLUSH): load them, run this one again.
-            self._load_scripts(conn)
-            self._write(conn, command)
+            self._load_scripts(conn)  # nothing was sent after it: run it again right here
+            conn.send_packed_command(conn.pack_command(*self._evalsha(command)))
             return conn.read_response()
 
-    def _write(self, conn: AbstractConnection, command: _Command) -> None:
+    def _evalsha(self, command: _Command) -> tuple[Any, ...]:
         sha = self.driver.scripts.sha(command.name)
-        conn.send_command("EVALSHA", sha, len(command.keys), *command.keys, *command.args)
+        return ("EVALSHA", sha, len(command.keys), *command.keys, *command.args)
 
     def _connection(self) -> AbstractConnection:
         if self._conn is None:
@@ -194,9 +197,13 @@ class RedisSession:
             conn.read_response()
 
     def _drop(self) -> None:
+        """Forget the connection; whatever was sent and not answered is sent again."""
         if self._conn is not None:
             self._conn.disconnect()
             self._conn = None
+        for command in self._pending:
+            if command.sent:
+                command.sent, command.resent = False, True
 
 
 def _warn_if_lost(reply: Any, delivery: Delivery) -> None:
@@ -205,9 +212,3 @@ def _warn_if_lost(reply: Any, delivery: Delivery) -> None:
             "completed, but its lease had lapsed: another worker owns the job now",
             extra={"job_id": delivery.id, "queue": delivery.queue, "job_class": delivery.job_class},
         )
-
-
-def _ms(seconds: float) -> int:
-    from jobpool.queue.driver import _ms as ms
-
-    return ms(seconds)

@@ -6,7 +6,7 @@ KEYS[4] payload  HASH  job id -> body JSON
 KEYS[5] workers  ZSET  worker id -> lease deadline (ms)
 KEYS[6] wip      LIST  job ids this worker holds
 ARGV[1] worker id
-ARGV[2] count: most jobs to claim
+ARGV[2] count: most jobs to claim (the worker's prefetch)
 ARGV[3] lease in ms
 ARGV[4] most due jobs to promote in this call
 Returns {ms until the next delayed job or -1, a worker id whose lease expired or '',
@@ -36,8 +36,14 @@ end
 
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), wid)
 
+-- Claim at most a fair share of what waits, so a short queue is spread over idle workers
+-- instead of being held by one; only the first job starts now, the others when the worker
+-- reaches them (the start script), so a death costs an attempt only to the job it ran.
 local out = {-1, ''}
-local want = tonumber(ARGV[2])
+local peers = math.max(redis.call('ZCARD', KEYS[5]), 1)
+local want = math.min(tonumber(ARGV[2]),
+                      math.max(math.floor(redis.call('LLEN', KEYS[1]) / peers), 1))
+local starting = true
 while want > 0 do
   local id = redis.call('LPOP', KEYS[1])
   if not id then break end
@@ -45,13 +51,14 @@ while want > 0 do
   local st = body and load_state(KEYS[3], id)
   -- a failed job is here only to have its failed() hook run; anything else failed is stale
   if st and (st['status'] ~= 'failed' or st['hook']) then
-    if st['status'] ~= 'failed' then
+    if starting and st['status'] ~= 'failed' then
       st['status'] = 'processing'
       st['attempts'] = (st['attempts'] or 0) + 1
       st['worker'] = wid
       st['started_at'] = now
       save_state(KEYS[3], id, st, now)
     end
+    starting = false
     redis.call('RPUSH', KEYS[6], id)
     out[#out + 1] = id
     out[#out + 1] = body

@@ -25,8 +25,8 @@ local handed = 0
 for i = #ids, 1, -1 do
   local id = ids[i]
   local st = load_state(KEYS[4], id)
-  if st and ARGV[5] == '0' then
-    hand_back(KEYS[3], KEYS[4], id, now)
+  if st and (ARGV[5] == '0' or (st['status'] ~= 'processing' and st['status'] ~= 'failed')) then
+    hand_back(KEYS[3], KEYS[4], id, now)  -- a shutdown, or claimed in a batch but not started
     handed = handed + 1
   elseif st then
     st['worker'] = nil
