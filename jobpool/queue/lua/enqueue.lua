@@ -21,10 +21,11 @@ for i = 2, #ARGV, 3 do
     st['created_at'] = now
     redis.call('HSET', KEYS[4], id, ARGV[i + 1])
     if delay > 0 then
+      local due = due_after(delay)
       st['status'] = 'delayed'
-      st['due_at'] = now + delay
+      st['due_at'] = due
       save_state(KEYS[3], id, st, now)
-      schedule(KEYS[2], KEYS[1], id, now + delay)
+      schedule(KEYS[2], KEYS[1], id, due)
     else
       st['status'] = 'queued'
       save_state(KEYS[3], id, st, now)

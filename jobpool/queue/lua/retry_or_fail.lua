@@ -26,7 +26,7 @@ end
 st['worker'] = nil
 local was_failed = st['status'] == 'failed'  -- a failed() hook delivery: only finish it
 if not was_failed and ARGV[6] == '0' and (st['attempts'] or 0) < (st['max_tries'] or 1) then
-  local due = now + tonumber(ARGV[2])
+  local due = due_after(tonumber(ARGV[2]))
   st['status'] = 'retrying'
   st['due_at'] = due
   save_state(KEYS[2], id, st, now)

@@ -8,6 +8,13 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The next whole ms: due times count from here, so that flooring to ms never makes a job due
+-- before `delay` has fully passed.
+local function due_after(delay_ms)
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000) + delay_ms
+end
+
 local function load_state(state_key, id)
   local raw = redis.call('HGET', state_key, id)
   if not raw then return nil end
