@@ -11,6 +11,7 @@ end
 -- The next whole ms: due times count from here, so that flooring to ms never makes a job due
 -- before `delay` has fully passed.
 local function due_after(delay_ms)
+  if delay_ms <= 0 then return now_ms() end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000) + delay_ms
 end
