@@ -67,6 +67,7 @@ class Child:
     kill_reason: str | None = None
     count_attempt: bool = True
     outcomes: dict[str, int] = field(default_factory=dict)
+    finished: list[tuple[str, str, float]] = field(default_factory=list)  # class, outcome, secs
     _partial: bytes = b""
 
     def read_reports(self) -> bool:
@@ -81,7 +82,7 @@ class Child:
             return False
         *lines, self._partial = (self._partial + data).split(b"\n")
         for line in lines:
-            self._apply(line.decode(errors="replace").split(" ", 4))
+            self._apply(line.decode(errors="replace").split(" ", 4 if line[:1] == b"B" else 3))
         return True
 
     def _apply(self, parts: list[str]) -> None:
@@ -90,9 +91,10 @@ class Child:
             self.busy = Busy(float(parts[1]), timeout, parts[3], parts[4])
         elif parts[0] == "R":
             self.ready = True
-        elif parts[0] == "I" and len(parts) == 2:
+        elif parts[0] == "I" and len(parts) == 4:
             self.busy = None
             self.outcomes[parts[1]] = self.outcomes.get(parts[1], 0) + 1
+            self.finished.append((parts[3], parts[1], float(parts[2])))
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -113,6 +115,7 @@ class ChildEvents(TitleEvents):
         jitter = random.randint(0, qcfg.max_jobs // 10)
         self.max_jobs = qcfg.max_jobs + jitter
         self.jobs = 0
+        self._started = 0.0
         self._next_full_check = 0.0
 
     def ready(self) -> None:
@@ -124,6 +127,7 @@ class ChildEvents(TitleEvents):
 
     def job_started(self, delivery: Delivery, job: Job) -> None:
         super().job_started(delivery, job)
+        self._started = time.monotonic()
         timeout = getattr(job, "timeout", None) or self.queue_timeout or 0
         self._report(
             f"B {time.monotonic():.6f} {float(timeout):g} {delivery.job_class} {delivery.id}\n"
@@ -132,7 +136,9 @@ class ChildEvents(TitleEvents):
     def job_finished(self, delivery: Delivery, outcome: Outcome) -> None:
         super().job_finished(delivery, outcome)
         self.jobs += 1
-        self._report(f"I {outcome.value}\n")
+        took = time.monotonic() - self._started if self._started else 0.0
+        self._started = 0.0
+        self._report(f"I {outcome.value} {took:.6f} {delivery.job_class}\n")
 
     def stop_reason(self) -> str | None:
         if os.getppid() != self.master_pid:

@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to retry an unreachable Redis before exit 3 (default 30)",
     )
+    p = command("stats", "print each queue's counts, throughput and oldest waiting job", cmd_stats)
+    p.add_argument("queues", nargs="*", metavar="QUEUE", help="queues (default: the config's)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = command("status", "print a job's status record as JSON", cmd_status)
     p.add_argument("job_id")
     p = command("failed", "list, retry or delete failed jobs", cmd_failed)
@@ -168,8 +171,55 @@ def cmd_start(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if cfg.pool.preload:
         import_job_modules(cfg.imports)
+    from jobpool.metrics import MetricsError
+
     qm = _manager(cfg, wait=args.redis_wait)
-    return Supervisor(cfg, args.config, qm.driver, preloaded=cfg.pool.preload).run()
+    try:
+        return Supervisor(cfg, args.config, qm.driver, preloaded=cfg.pool.preload).run()
+    except MetricsError as exc:
+        raise CommandError(str(exc), exitcodes.CONFIG) from None
+
+
+STATS_COLUMNS = (
+    ("workers", "workers"),
+    ("ready", "ready"),
+    ("delayed", "delayed"),
+    ("in_flight", "in flight"),
+    ("failed", "failed"),
+    ("done_last_minute", "done/min"),
+    ("failed_last_minute", "failed/min"),
+    ("oldest_waiting_age", "oldest waiting"),
+)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    qm = _manager(cfg)
+    queues = args.queues or list(cfg.queues) or [cfg.default_queue]
+    stats = {queue: qm.driver.stats(qm._queue(None, queue)) for queue in queues}
+    if args.json:
+        print(json.dumps(stats, indent=2, sort_keys=True))
+        return exitcodes.OK
+    rows = [["queue", *(title for _, title in STATS_COLUMNS)]]
+    for queue, numbers in stats.items():
+        rows.append([queue, *(_cell(numbers[key]) for key, _ in STATS_COLUMNS)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return exitcodes.OK
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}s"
+    return str(value)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from jobpool.child import Child, Slot, spawn
 from jobpool.config import Config, ConfigError, load_config
 from jobpool.connection import CONNECTION_ERRORS
 from jobpool.driver import Driver
+from jobpool.metrics import NullMetrics
 from jobpool.procinfo import owned_memory, set_title
 from jobpool.restarts import RestartPolicy, describe_exit
 from jobpool.signals import SignalQueue
@@ -74,11 +75,13 @@ class Supervisor:
         self._next_memory_check = 0.0
         self.notify = Notifier()
         self._ready_sent = False
+        self.metrics = make_metrics(config, driver)
         self.driver = driver
 
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self) -> int:
+        self.metrics.start()
         self.signals.install()
         log.info("master %d starting: %s", self.pid, self._describe_pool())
         try:
@@ -181,6 +184,12 @@ class Supervisor:
         for child in self.children.values():
             if child.report_fd in readable:
                 child.read_reports()
+                self._count_finished(child)
+
+    def _count_finished(self, child: Child) -> None:
+        for job_class, outcome, took in child.finished:
+            self.metrics.job_finished(child.slot.queue, job_class, outcome, took)
+        child.finished.clear()
 
     def _reap(self) -> None:
         while True:
@@ -196,6 +205,7 @@ class Supervisor:
 
     def _on_exit(self, child: Child, code: int) -> None:
         child.read_reports()
+        self._count_finished(child)
         child.close()
         now = time.monotonic()
         ended = describe_exit(
@@ -213,6 +223,7 @@ class Supervisor:
         )
         if self.draining_since is None and ended.reason != "stopped":
             self.stats["restarts"] += 1
+            self.metrics.worker_exited(child.slot.queue, ended.reason)
         level = EXIT_REASON_LOG.get(ended.reason, logging.WARNING)
         job = f"; job {child.busy.job_id} requeued" if lost else ""
         backoff = f"; restarting in {delay:g}s" if delay and self.draining_since is None else ""
@@ -357,6 +368,7 @@ class Supervisor:
                 len(self.pending),
             )
         self.signals.close()
+        self.metrics.close()
         log.info("master %d stopped", self.pid)
         return exitcodes.OK
 
@@ -370,6 +382,9 @@ class Supervisor:
         """Process title, and for systemd: READY once every wanted worker took up work, live
         counts in STATUS, and the watchdog ping."""
         set_title(f"jobpool: master -c {self.config_path} [{len(self.children)} workers]")
+        self.metrics.publish(
+            [(c.slot.queue, c.slot.name, c.pid, _state(c)) for c in self.children.values()]
+        )
         if not self.notify.enabled:
             return
         status = self.status_line()
@@ -396,6 +411,24 @@ class Supervisor:
             f"jobs {done.get('completed', 0)} completed, {done.get('failed', 0)} failed, "
             f"{done.get('retrying', 0)} retried; {done['restarts']} restarts"
         )
+
+
+def _state(child: Child) -> str:
+    if child.draining_since is not None:
+        return "draining"
+    if not child.ready:
+        return "starting"
+    return "busy" if child.busy else "idle"
+
+
+def make_metrics(config: Config, driver: Driver) -> NullMetrics:
+    """The metrics endpoint of `[metrics] listen`, or a stand-in that does nothing."""
+    address = config.metrics.address
+    if address is None:
+        return NullMetrics()
+    from jobpool.metrics import Metrics
+
+    return Metrics(address, driver, lambda: list(config.queues) or [config.default_queue])
 
 
 def _shared(cfg: Config) -> tuple:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 from helpers import RedisServer
+from masters import master  # noqa: F401 - a fixture: `jobpool start` in its own group
 
 
 @pytest.fixture(scope="session")

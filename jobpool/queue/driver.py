@@ -134,6 +134,35 @@ class RedisDriver:
             in_flight = sum(pipe.execute()) if workers else 0
         return {"ready": ready, "delayed": delayed, "in_flight": in_flight, "failed": failed}
 
+    def stats(self, queue: str) -> dict[str, Any]:
+        """counts() plus live workers, jobs finished in about the last minute (10 s buckets)
+        and the age in seconds of the oldest job waiting (None when none waits)."""
+        k = self.keys(queue)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.time().zrange(k.workers, 0, -1, withscores=True).lrange(k.ready, 0, 1)
+            pipe.hgetall(k.stats)
+            (sec, usec), workers, head, buckets = pipe.execute()
+        now_ms = sec * 1000 + usec // 1000
+        out: dict[str, Any] = dict(self.counts(queue))
+        out["workers"] = sum(1 for _, deadline in workers if deadline >= now_ms)
+        recent = now_ms // 10_000 - 5  # the current bucket and the five before: ~a minute
+        for kind in ("done", "failed"):
+            out[f"{kind}_last_minute"] = sum(
+                int(n)
+                for field, n in buckets.items()
+                if field.startswith(kind.encode()) and int(field.rsplit(b":", 1)[1]) >= recent
+            )
+        out["oldest_waiting_age"] = self._oldest_age(k, [i for i in head if i != b"~wake"], now_ms)
+        return out
+
+    def _oldest_age(self, k: QueueKeys, head: list[bytes], now_ms: int) -> float | None:
+        raw = self.client.hget(k.state, head[0]) if head else None
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        since = max(record.get("created_at", now_ms), record.get("due_at", 0))
+        return max(now_ms - since, 0) / 1000.0
+
     def failed_jobs(self, queue: str, start: int = 0, count: int = 100) -> list[dict[str, Any]]:
         k = self.keys(queue)
         ids = [i.decode() for i in self.client.zrange(k.failed, start, start + count - 1)]

@@ -44,6 +44,10 @@ class QueueKeys:
     def expire(self) -> str:
         return self._key("expire")
 
+    @property
+    def stats(self) -> str:
+        return self._key("stats")
+
     def wip(self, worker_id: str) -> str:
         """The list of jobs one worker holds (work in progress)."""
         return self._key(f"wip:{worker_id}")

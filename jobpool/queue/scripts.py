@@ -64,11 +64,11 @@ def start_keys(k: QueueKeys, worker_id: str) -> list[str]:
 
 
 def ack_keys(k: QueueKeys, worker_id: str) -> list[str]:
-    return [k.wip(worker_id), k.state, k.payload, k.expire, k.failed]
+    return [k.wip(worker_id), k.state, k.payload, k.expire, k.failed, k.stats]
 
 
 def retry_or_fail_keys(k: QueueKeys, worker_id: str) -> list[str]:
-    return [k.wip(worker_id), k.state, k.payload, k.delayed, k.ready, k.failed, k.expire]
+    return [k.wip(worker_id), k.state, k.payload, k.delayed, k.ready, k.failed, k.expire, k.stats]
 
 
 def requeue_keys(k: QueueKeys, worker_id: str) -> list[str]:

@@ -4,6 +4,7 @@ KEYS[2] state    HASH  job id -> record JSON
 KEYS[3] payload  HASH  job id -> body JSON
 KEYS[4] expire   ZSET  job id -> time its finished record is deleted (ms)
 KEYS[5] failed   ZSET  job id -> time it failed (ms)
+KEYS[6] stats    HASH  finished jobs per 10 s bucket ("done:B", "failed:B")
 ARGV[1] completed records' time to live in ms
 ARGV[2] how many expired records to prune in passing
 ARGV[3..] job ids
@@ -13,6 +14,7 @@ handed to another worker: that worker's outcome wins). ]]
 local now = now_ms()
 local expires = now + tonumber(ARGV[1])
 local out = {}
+local acked = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
   local held = redis.call('LREM', KEYS[1], -1, id)
@@ -25,8 +27,10 @@ for i = 3, #ARGV do
     save_state(KEYS[2], id, st, now)
     redis.call('HDEL', KEYS[3], id)
     redis.call('ZADD', KEYS[4], expires, id)
+    acked = acked + 1
   end
   out[#out + 1] = held
 end
+if acked > 0 then count_finished(KEYS[6], 'done', acked, now) end
 prune(KEYS[4], KEYS[5], KEYS[2], KEYS[3], now, tonumber(ARGV[2]))
 return out

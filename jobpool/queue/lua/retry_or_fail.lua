@@ -6,6 +6,7 @@ KEYS[4] delayed  ZSET  job id -> due time (ms)
 KEYS[5] ready    LIST  job ids ready to run (and wake tokens)
 KEYS[6] failed   ZSET  job id -> time it failed (ms)
 KEYS[7] expire   ZSET  job id -> time its finished record is deleted (ms)
+KEYS[8] stats    HASH  finished jobs per 10 s bucket ("done:B", "failed:B")
 ARGV[1] job id
 ARGV[2] delay before the next attempt in ms
 ARGV[3] error ("ExceptionType: message"), or '' to keep the recorded one
@@ -41,6 +42,7 @@ if not was_failed then
   st['expires_at'] = expires
   redis.call('ZADD', KEYS[6], now, id)
   redis.call('ZADD', KEYS[7], expires, id)
+  count_finished(KEYS[8], 'failed', 1, now)
 end
 save_state(KEYS[2], id, st, now)
 prune(KEYS[7], KEYS[6], KEYS[2], KEYS[3], now, 10)

@@ -63,3 +63,17 @@ local function hand_back(ready_key, state_key, id, now)
   end
   redis.call('LPUSH', ready_key, id)
 end
+
+-- Count finished jobs in 10-second buckets of the queue's stats hash ("done:BUCKET",
+-- "failed:BUCKET"), for "jobs done in the last minute". The first count of a new bucket drops
+-- the buckets older than two minutes, so the hash stays a few fields long.
+local function count_finished(stats_key, kind, n, now)
+  local bucket = math.floor(now / 10000)
+  local field = kind .. ':' .. bucket
+  if redis.call('HINCRBY', stats_key, field, n) == n then
+    for _, old in ipairs(redis.call('HKEYS', stats_key)) do
+      local b = tonumber(string.match(old, ':(%d+)$'))
+      if b and b < bucket - 12 then redis.call('HDEL', stats_key, old) end
+    end
+  end
+end

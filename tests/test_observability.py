@@ -1,0 +1,143 @@
+"""Metrics from a real master, `jobpool stats`, and JSON logs: what operators see."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from helpers import free_port, wait_until
+from jobs import Fail, KillSelf, Record
+from masters import REPO, TESTS, toml
+
+from jobpool import QueueManager, Worker
+
+
+@pytest.fixture
+def qm(redis_url):
+    manager = QueueManager(redis_url)
+    yield manager
+    manager.close()
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Every sample of /metrics as 'name{labels}' -> value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_metrics_count_jobs_by_outcome_and_survive_worker_restarts(master, redis_url, qm, tmp_path):
+    port = free_port()
+    cfg = toml(redis_url) + f'[metrics]\nlisten = "127.0.0.1:{port}"\n'
+    m = master(cfg, workers=2)
+    path = str(tmp_path / "out")
+    done = qm.push_many([Record(path) for _ in range(5)])
+    failing = Fail(path)
+    failing.max_tries, failing.retry_delay = 2, 0
+    failed = qm.push(failing)
+    for job_id in [*done, failed]:
+        wait_until(lambda j=job_id: qm.get_job_status(j)["status"] in ("completed", "failed"), 15)
+    jobs = 'jobpool_jobs_total{job_class="%s",outcome="%s",queue="default"}'
+    wait_until(lambda: scrape(port).get(jobs % ("Fail", "failed")) == 1, 10)
+    before = scrape(port)
+    assert before[jobs % ("Record", "completed")] == 5
+    assert before[jobs % ("Fail", "retried")] == 1
+    assert before['jobpool_job_duration_seconds_count{queue="default"}'] == 7
+    assert before['jobpool_workers{queue="default",state="idle"}'] == 2
+    assert before['jobpool_queue_jobs{queue="default",state="failed"}'] == 1
+    assert before['jobpool_queue_jobs{queue="default",state="ready"}'] == 0
+    rss = [v for k, v in before.items() if k.startswith("jobpool_worker_rss_bytes")]
+    assert len(rss) == 2 and all(v > 1_000_000 for v in rss)
+
+    killer = KillSelf(path)
+    killer.max_tries = 1
+    qm.push(killer)  # kills its worker: counted as a crash restart
+    restart = 'jobpool_worker_restarts_total{queue="default",reason="crash"}'
+    wait_until(lambda: scrape(port).get(restart) == 1, 15)
+    m.wait_workers(2)
+    qm.push(Record(path))
+    wait_until(lambda: scrape(port).get(jobs % ("Record", "completed")) == 6, 10)
+
+
+def test_metrics_port_taken_is_a_clear_error(master, redis_url, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        m = master(toml(redis_url) + f'[metrics]\nlisten = "127.0.0.1:{port}"\n', workers=0)
+        assert m.wait_exit(20) == 2
+    assert f"127.0.0.1:{port}" in m.log() and "Address already in use" in m.log()
+
+
+def _stats(cfg, *args):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-m", "jobpool.cli", "stats", "-c", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=TESTS,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_stats_json_matches_what_was_pushed_and_run(redis_url, qm, tmp_path):
+    cfg = tmp_path / "jobpool.toml"
+    cfg.write_text(toml(redis_url, queues={"default": {"workers": 1}, "emails": {"workers": 1}}))
+    path = str(tmp_path / "out")
+    qm.push_many([Record(path) for _ in range(5)])
+    qm.later(Record(path), 60)
+    qm.later(Record(path), 60)
+    failing = Fail(path)
+    failing.max_tries = 1
+    qm.push(failing, "emails")
+    worker = Worker(qm)
+    for _ in range(3):
+        worker.process(qm.pop())
+    Worker(qm, "emails").process(qm.pop("emails"))
+    time.sleep(0.2)
+    stats = json.loads(_stats(cfg, "--json"))
+    default, emails = stats["default"], stats["emails"]
+    assert (default["ready"], default["delayed"], default["in_flight"]) == (2, 2, 0)
+    assert default["done_last_minute"] == 3 and default["failed_last_minute"] == 0
+    assert 0.15 <= default["oldest_waiting_age"] < 30
+    assert (emails["failed"], emails["failed_last_minute"], emails["ready"]) == (1, 1, 0)
+    assert emails["oldest_waiting_age"] is None
+
+
+def test_stats_table_has_a_row_per_queue(redis_url, qm, tmp_path):
+    cfg = tmp_path / "jobpool.toml"
+    cfg.write_text(toml(redis_url, queues={"default": {"workers": 1}, "emails": {"workers": 1}}))
+    qm.push(Record(str(tmp_path / "out")), "emails")
+    lines = _stats(cfg).splitlines()
+    assert lines[0].split()[:4] == ["queue", "workers", "ready", "delayed"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == {"default", "emails"}
+    assert rows["emails"][2] == "1" and rows["default"][-1] == "-"
+
+
+def test_json_logs_carry_job_id_queue_and_class(master, redis_url, qm, tmp_path):
+    m = master('log_format = "json"\n' + toml(redis_url), workers=2)
+    job_id = qm.push(Record(str(tmp_path / "out")))
+    wait_until(lambda: qm.get_job_status(job_id)["status"] == "completed", 10)
+    wait_until(lambda: job_id in m.log(), 5)
+    records = [json.loads(line) for line in m.log().splitlines() if line.startswith("{")]
+    assert records and len(records) == len([x for x in m.log().splitlines() if x.strip()])
+    done = [r for r in records if r.get("job_id") == job_id]
+    assert done and done[0]["queue"] == "default" and done[0]["job_class"] == "Record"
+    assert re.match(r"completed in", done[0]["message"])
