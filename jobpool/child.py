@@ -70,6 +70,15 @@ class Child:
     finished: list[tuple[str, str, float]] = field(default_factory=list)  # class, outcome, secs
     _partial: bytes = b""
 
+    @property
+    def state(self) -> str:
+        """starting, idle, busy or draining."""
+        if self.draining_since is not None:
+            return "draining"
+        if not self.ready:
+            return "starting"
+        return "busy" if self.busy else "idle"
+
     def read_reports(self) -> bool:
         """Take in whatever the child wrote; False once the pipe is closed."""
         try:

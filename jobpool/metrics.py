@@ -148,3 +148,11 @@ class _LiveCollector:
             for state in QUEUE_STATES:
                 depth.add_metric([queue, state], counts[state])
         return depth
+
+
+def make_metrics(
+    address: tuple[str, int] | None, driver: Any, queues: Callable[[], list[str]]
+) -> NullMetrics:
+    """The endpoint of `[metrics] listen`, or a stand-in that does nothing. prometheus-client
+    is only imported when metrics are on."""
+    return NullMetrics() if address is None else Metrics(address, driver, queues)

@@ -21,7 +21,8 @@ from jobpool.child import Child, Slot, spawn
 from jobpool.config import Config, ConfigError, load_config
 from jobpool.connection import CONNECTION_ERRORS
 from jobpool.driver import Driver
-from jobpool.metrics import NullMetrics
+from jobpool.metrics import make_metrics
+from jobpool.pool import PoolPlan
 from jobpool.procinfo import owned_memory, set_title
 from jobpool.restarts import RestartPolicy, describe_exit
 from jobpool.signals import SignalQueue
@@ -63,8 +64,7 @@ class Supervisor:
         self.pid = os.getpid()
         self.host = socket.gethostname()
         self.children: dict[int, Child] = {}
-        self.generations: dict[str, int] = {}
-        self.delta = 0  # SIGTTIN/SIGTTOU adjustment of every queue's worker count
+        self.plan = PoolPlan(config)
         self.draining_since: float | None = None
         self.restarts = RestartPolicy(config.pool.restart_backoff_max)
         self.signals = SignalQueue()
@@ -75,15 +75,18 @@ class Supervisor:
         self._next_memory_check = 0.0
         self.notify = Notifier()
         self._ready_sent = False
-        self.metrics = make_metrics(config, driver)
+        self.metrics = make_metrics(config.metrics.address, driver, self.queue_names)
         self.driver = driver
+
+    def queue_names(self) -> list[str]:
+        return list(self.plan.queues())
 
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self) -> int:
         self.metrics.start()
         self.signals.install()
-        log.info("master %d starting: %s", self.pid, self._describe_pool())
+        log.info("master %d starting: %s", self.pid, self.plan.describe())
         try:
             while True:
                 self._step()
@@ -133,11 +136,11 @@ class Supervisor:
         elif signum == signal.SIGHUP:
             self._reload()
         elif signum == signal.SIGTTIN:
-            self.delta += 1
-            log.info("SIGTTIN: %s", self._describe_pool())
+            self.plan.grow()
+            log.info("SIGTTIN: %s", self.plan.describe())
         elif signum == signal.SIGTTOU:
-            self.delta = max(self.delta - 1, 1 - min(self._configured_counts().values()))
-            log.info("SIGTTOU: %s", self._describe_pool())
+            self.plan.shrink()
+            log.info("SIGTTOU: %s", self.plan.describe())
 
     def _drain(self, why: str) -> None:
         self.draining_since = time.monotonic()
@@ -161,11 +164,7 @@ class Supervisor:
             )
             return
         old = self.config
-        shared_changed = _shared(old) != _shared(new)
-        for name, queue in new.queues.items():
-            if shared_changed or old.queues.get(name) != queue:
-                self.generations[name] = self.generations.get(name, 0) + 1
-        removed = sorted(set(old.queues) - set(new.queues))
+        removed = self.plan.reload(new)
         self.config = new
         if new.redis != old.redis:
             from jobpool.manager import QueueManager
@@ -175,7 +174,7 @@ class Supervisor:
             "SIGHUP: reloaded %s (removed: %s): %s",
             self.config_path,
             ", ".join(removed) or "none",
-            self._describe_pool(),
+            self.plan.describe(),
         )
 
     # -- children ------------------------------------------------------------------------------
@@ -315,7 +314,7 @@ class Supervisor:
             _signal(child.pid, signal.SIGTERM)
 
     def _reconcile(self, now: float) -> None:
-        wanted = self._wanted_slots()
+        wanted = self.plan.wanted()
         live = {c.slot for c in self.children.values() if c.draining_since is None}
         for child in self.children.values():
             if child.slot not in wanted:
@@ -333,18 +332,6 @@ class Supervisor:
         )
         self.children[pid] = Child(pid, slot, worker_id, report_fd, time.monotonic())
         log.info("worker %s started: pid %d", slot.name, pid)
-
-    def _configured_counts(self) -> dict[str, int]:
-        return {name: q.workers for name, q in self.config.queues.items()} or {
-            self.config.default_queue: self.config.pool.workers
-        }
-
-    def _wanted_slots(self) -> set[Slot]:
-        return {
-            Slot(name, i, self.generations.get(name, 0))
-            for name, count in self._configured_counts().items()
-            for i in range(max(count + self.delta, 1))
-        }
 
     # -- shutdown ------------------------------------------------------------------------------
 
@@ -374,16 +361,12 @@ class Supervisor:
 
     # -- presentation --------------------------------------------------------------------------
 
-    def _describe_pool(self) -> str:
-        counts = self._configured_counts()
-        return ", ".join(f"{q} x{max(n + self.delta, 1)}" for q, n in sorted(counts.items()))
-
     def _report(self, now: float) -> None:
         """Process title, and for systemd: READY once every wanted worker took up work, live
         counts in STATUS, and the watchdog ping."""
         set_title(f"jobpool: master -c {self.config_path} [{len(self.children)} workers]")
         self.metrics.publish(
-            [(c.slot.queue, c.slot.name, c.pid, _state(c)) for c in self.children.values()]
+            [(c.slot.queue, c.slot.name, c.pid, c.state) for c in self.children.values()]
         )
         if not self.notify.enabled:
             return
@@ -397,7 +380,7 @@ class Supervisor:
 
     def _pool_is_up(self) -> bool:
         up = {c.slot for c in self.children.values() if c.ready and c.draining_since is None}
-        return self._wanted_slots() <= up
+        return self.plan.wanted() <= up
 
     def status_line(self) -> str:
         """Live counts, for systemd's STATUS= (and `systemctl status`)."""
@@ -411,29 +394,6 @@ class Supervisor:
             f"jobs {done.get('completed', 0)} completed, {done.get('failed', 0)} failed, "
             f"{done.get('retrying', 0)} retried; {done['restarts']} restarts"
         )
-
-
-def _state(child: Child) -> str:
-    if child.draining_since is not None:
-        return "draining"
-    if not child.ready:
-        return "starting"
-    return "busy" if child.busy else "idle"
-
-
-def make_metrics(config: Config, driver: Driver) -> NullMetrics:
-    """The metrics endpoint of `[metrics] listen`, or a stand-in that does nothing."""
-    address = config.metrics.address
-    if address is None:
-        return NullMetrics()
-    from jobpool.metrics import Metrics
-
-    return Metrics(address, driver, lambda: list(config.queues) or [config.default_queue])
-
-
-def _shared(cfg: Config) -> tuple:
-    """The settings every worker shares: a change restarts them all."""
-    return (cfg.imports, cfg.redis, cfg.jobs, cfg.log_level, cfg.log_format, cfg.pool)
 
 
 def _signal(pid: int, sig: int) -> None:
