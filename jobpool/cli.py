@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import redis
+
 from jobpool import exitcodes
 from jobpool.backoff import Backoff
 from jobpool.config import Config, ConfigError, load_config
@@ -135,6 +137,10 @@ def _manager(cfg: Config, wait: float = 0.0):
             if cfg.driver == "redis":
                 qm.driver.client.ping()
             return qm
+        except redis.AuthenticationError as exc:  # retrying cannot fix credentials
+            raise CommandError(
+                f"Redis at {cfg.redis.safe_url()} refused the credentials: {exc}", exitcodes.CONFIG
+            ) from None
         except CONNECTION_ERRORS as exc:
             if time.monotonic() >= deadline:
                 raise CommandError(
@@ -154,6 +160,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     queue = args.queue or cfg.default_queue
+    _check_listed(cfg, queue)
     qcfg = cfg.queue(queue)
     import_job_modules(cfg.imports)
     qm = _manager(cfg, wait=args.redis_wait)
@@ -163,6 +170,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     log.info("worker %s stopped after %d job(s)", worker.worker_id, done)
     qm.close()
     return exitcodes.OK
+
+
+def _check_listed(cfg: Config, queue: str) -> None:
+    """A config that lists its queues names every queue a worker may serve, so a name outside
+    the list is a typo, not a new queue. The default queue is always allowed: push() uses it."""
+    if cfg.queues and queue not in cfg.queues and queue != cfg.default_queue:
+        listed = ", ".join(sorted(cfg.queues))
+        raise CommandError(
+            f"unknown queue {queue!r}: {cfg.source} lists only {listed} under [queues] "
+            f"(and the default queue {cfg.default_queue!r})",
+            exitcodes.CONFIG,
+        )
 
 
 def cmd_start(args: argparse.Namespace) -> int:

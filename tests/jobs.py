@@ -231,3 +231,40 @@ class Spin(Job):
         while time.monotonic() < end:
             pass
         _note(self.path, f"done:{os.getpid()}")
+
+
+# -- jobs of the bad-input tests (tests/test_bad_input.py) ------------------------------------
+
+
+class RaiseOnce(Job):
+    """Its first run raises SystemExit(3) or KeyboardInterrupt from handle(); later runs record
+    the worker's pid."""
+
+    max_tries = 2
+    retry_delay = 0.05
+
+    def __init__(self, path: str, kind: str):
+        self.path, self.kind = path, kind
+
+    def handle(self) -> None:
+        earlier = runs(self.path)
+        _note(self.path, f"run:{os.getpid()}")
+        if not earlier:
+            raise SystemExit(3) if self.kind == "exit" else KeyboardInterrupt()
+
+
+class HookRaises(Job):
+    """Fails for good at once, and its failed() hook raises too."""
+
+    max_tries = 1
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def handle(self) -> None:
+        _note(self.path, f"run:{os.getpid()}")
+        raise ValueError("handle broke")
+
+    def failed(self, exc: BaseException) -> None:
+        _note(self.path, f"hook:{os.getpid()}")
+        raise RuntimeError("the failed() hook broke too")

@@ -49,6 +49,7 @@ while want > 0 do
   if not id then break end
   local body = redis.call('HGET', KEYS[4], id)
   local st = body and load_state(KEYS[3], id)
+  if body and not st then redis.call('HDEL', KEYS[4], id) end  -- no record: not a job of ours
   -- a failed job is here only to have its failed() hook run; anything else failed is stale
   if st and (st['status'] ~= 'failed' or st['hook']) then
     if starting and st['status'] ~= 'failed' then
