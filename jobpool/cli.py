@@ -52,13 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
     command("check", "validate a config file; exit 2 listing every problem", cmd_check)
     p = command("start", "run the master and its worker pool in the foreground", cmd_start)
-    p.add_argument(
-        "--redis-wait",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="how long to retry an unreachable Redis before exit 3 (default 30)",
-    )
+    _redis_wait_option(p)
     p = command(
         "worker",
         "run one worker in the foreground (SIGTERM/SIGINT: finish the job, exit)",
@@ -67,13 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("queue", nargs="?", help="queue to serve (default: the config's default_queue)")
     p.add_argument("--max-jobs", type=int, default=0, help="exit after this many jobs")
     p.add_argument("--burst", action="store_true", help="exit when no job is ready or delayed")
-    p.add_argument(
-        "--redis-wait",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="how long to retry an unreachable Redis before exit 3 (default 30)",
-    )
+    _redis_wait_option(p)
     p = command("stats", "print each queue's counts, throughput and oldest waiting job", cmd_stats)
     p.add_argument("queues", nargs="*", metavar="QUEUE", help="queues (default: the config's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -87,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     p = command("embedded", "start, stop or inspect the embedded redis-server", cmd_embedded)
     p.add_argument("action", choices=["start", "stop", "status"])
     return parser
+
+
+def _redis_wait_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--redis-wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to retry an unreachable Redis before exit 3 (default 30)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
