@@ -1,8 +1,10 @@
 """One supervised worker process: how the master forks it, and what runs inside it.
 
-The master side keeps a `Child` record per process and reads the child's one-line reports (job
-started, job finished) from a pipe, which is how it knows which job a child runs, for how long,
-and when to enforce a job's timeout. Everything process-wide happens in the child after the fork.
+The master side keeps a `Child` record per process. What job a child runs, and since when, is on
+the child's `Board` (shared memory, no system call per job); its pipe carries the rest: that it is
+ready, that a job with a timeout started (so the master wakes to arm it), and the outcomes and
+durations of finished jobs, a batch at a time, for the metrics. Everything process-wide happens
+in the child after the fork.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
 from jobpool import exitcodes, signals
+from jobpool.board import Board, Running
 from jobpool.events import TitleEvents
 from jobpool.procinfo import die_with_parent, owned_memory, rss_self
 
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobpool.supervisor")
 STOP_CODES = {"memory": exitcodes.RECYCLE_MEMORY, "max_jobs": exitcodes.RECYCLE_MAX_JOBS}
 FULL_MEMORY_CHECK = 1.0  # seconds between checks that include the child's own subprocesses
+OUTCOMES_EVERY = 0.5  # most seconds a busy child holds the outcomes it has not reported yet
+OUTCOMES_HELD = 200  # ... and most outcomes it holds
 
 
 @dataclass(frozen=True)
@@ -43,16 +48,6 @@ class Slot:
 
 
 @dataclass
-class Busy:
-    """What a child reported it is running."""
-
-    started: float  # time.monotonic(), shared by every process on the host
-    timeout: float | None
-    job_class: str
-    job_id: str
-
-
-@dataclass
 class Child:
     """The master's record of one worker process."""
 
@@ -61,7 +56,7 @@ class Child:
     worker_id: str
     report_fd: int
     started: float
-    busy: Busy | None = None
+    board: Board
     ready: bool = False  # the child imported its jobs, connected, and takes work
     draining_since: float | None = None
     kill_reason: str | None = None
@@ -69,6 +64,11 @@ class Child:
     outcomes: dict[str, int] = field(default_factory=dict)
     finished: list[tuple[str, str, float]] = field(default_factory=list)  # class, outcome, secs
     _partial: bytes = b""
+
+    @property
+    def busy(self) -> Running | None:
+        """The job this child runs now, if any."""
+        return self.board.read()
 
     @property
     def state(self) -> str:
@@ -91,31 +91,32 @@ class Child:
             return False
         *lines, self._partial = (self._partial + data).split(b"\n")
         for line in lines:
-            self._apply(line.decode(errors="replace").split(" ", 4 if line[:1] == b"B" else 3))
+            self._apply(line.decode(errors="replace").split(" ", 3))
         return True
 
     def _apply(self, parts: list[str]) -> None:
-        if parts[0] == "B" and len(parts) == 5:
-            timeout = float(parts[2]) or None
-            self.busy = Busy(float(parts[1]), timeout, parts[3], parts[4])
-        elif parts[0] == "R":
+        # "B" (a job with a timeout started) only wakes the master: the board says which.
+        if parts[0] == "R":
             self.ready = True
         elif parts[0] == "I" and len(parts) == 4:
-            self.busy = None
             self.outcomes[parts[1]] = self.outcomes.get(parts[1], 0) + 1
             self.finished.append((parts[3], parts[1], float(parts[2])))
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.report_fd)
+        self.board.close()
 
 
 class ChildEvents(TitleEvents):
     """Inside the child: titles, reports to the master, and the reasons to leave on its own."""
 
-    def __init__(self, slot: Slot, qcfg: QueueConfig, report_fd: int, master_pid: int):
+    def __init__(
+        self, slot: Slot, qcfg: QueueConfig, report_fd: int, board: Board, master_pid: int
+    ):
         super().__init__(slot.name)
         self.report_fd = report_fd
+        self.board = board
         self.master_pid = master_pid
         self.memory_limit = qcfg.memory_limit
         self.queue_timeout = qcfg.timeout
@@ -126,6 +127,8 @@ class ChildEvents(TitleEvents):
         self.jobs = 0
         self._started = 0.0
         self._next_full_check = 0.0
+        self._outcomes: list[str] = []  # "I" lines not written yet
+        self._outcomes_since = 0.0
 
     def ready(self) -> None:
         self._report("R\n")
@@ -136,18 +139,30 @@ class ChildEvents(TitleEvents):
 
     def job_started(self, delivery: Delivery, job: Job) -> None:
         super().job_started(delivery, job)
-        self._started = time.monotonic()
-        timeout = getattr(job, "timeout", None) or self.queue_timeout or 0
-        self._report(
-            f"B {time.monotonic():.6f} {float(timeout):g} {delivery.job_class} {delivery.id}\n"
-        )
+        self._started = now = time.monotonic()
+        timeout = float(getattr(job, "timeout", None) or self.queue_timeout or 0)
+        self.board.started(now, timeout, delivery.job_class, delivery.id)
+        if timeout:
+            self._report("B\n")  # wake the master: it arms the timeout from the board
 
     def job_finished(self, delivery: Delivery, outcome: Outcome) -> None:
         super().job_finished(delivery, outcome)
+        self.board.finished()
         self.jobs += 1
-        took = time.monotonic() - self._started if self._started else 0.0
+        now = time.monotonic()
+        took = now - self._started if self._started else 0.0
         self._started = 0.0
-        self._report(f"I {outcome.value} {took:.6f} {delivery.job_class}\n")
+        # Outcomes only feed counters: a busy child sends them a batch at a time.
+        if not self._outcomes:
+            self._outcomes_since = now
+        self._outcomes.append(f"I {outcome.value} {took:.6f} {delivery.job_class}\n")
+        if len(self._outcomes) >= OUTCOMES_HELD or now - self._outcomes_since >= OUTCOMES_EVERY:
+            self.idle()
+
+    def idle(self) -> None:
+        if self._outcomes:
+            self._report("".join(self._outcomes))
+            self._outcomes.clear()
 
     def stop_reason(self) -> str | None:
         if os.getppid() != self.master_pid:
@@ -186,8 +201,9 @@ def spawn(
     preloaded: bool,
     close_fds: list[int],
     sigq: signals.SignalQueue,
+    board: Board,
 ) -> tuple[int, int]:
-    """Fork one worker; returns (pid, read end of its report pipe)."""
+    """Fork one worker that writes on `board`; returns (pid, read end of its report pipe)."""
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
     with sigq.blocked():
@@ -199,6 +215,7 @@ def spawn(
                 slot,
                 worker_id,
                 write_fd,
+                board,
                 master_pid,
                 preloaded,
                 [*close_fds, sigq.read_fd, sigq.write_fd],
@@ -212,6 +229,7 @@ def _child_main(
     slot: Slot,
     worker_id: str,
     report_fd: int,
+    board: Board,
     master_pid: int,
     preloaded: bool,
     close_fds: list[int],
@@ -224,7 +242,7 @@ def _child_main(
                 os.close(fd)
         die_with_parent(15)  # SIGTERM: finish the job, take no new one, exit
         os.set_blocking(report_fd, False)
-        code = _serve(cfg, slot, worker_id, report_fd, master_pid, preloaded)
+        code = _serve(cfg, slot, worker_id, report_fd, board, master_pid, preloaded)
     except BaseException:
         log.exception("worker %s crashed", slot.name)
     finally:
@@ -237,6 +255,7 @@ def _serve(
     slot: Slot,
     worker_id: str,
     report_fd: int,
+    board: Board,
     master_pid: int,
     preloaded: bool,
 ) -> int:  # pragma: no cover - runs in the forked child
@@ -245,7 +264,7 @@ def _serve(
     from jobpool.worker import Worker
 
     qcfg = cfg.queue(slot.queue)
-    events = ChildEvents(slot, qcfg, report_fd, master_pid)
+    events = ChildEvents(slot, qcfg, report_fd, board, master_pid)
     if not preloaded:
         try:
             import_job_modules(cfg.imports)

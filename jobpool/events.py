@@ -24,6 +24,9 @@ class WorkerEvents:
     def job_finished(self, delivery: Delivery, outcome: Outcome) -> None:
         """A job reached an outcome (the worker is idle)."""
 
+    def idle(self) -> None:
+        """The worker is about to wait for work, or to stop: say what is still unsaid."""
+
     def stop_reason(self) -> str | None:
         """Asked after each job and each idle tick: a reason to stop now, or None."""
         return None

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from jobpool import exitcodes
+from jobpool.board import Board
 from jobpool.child import Child, Slot, spawn
 from jobpool.config import Config, ConfigError, load_config
 from jobpool.connection import CONNECTION_ERRORS
@@ -118,8 +119,9 @@ class Supervisor:
         if self._hard_limits():
             deadlines.append(self._next_memory_check)
         for child in self.children.values():
-            if child.busy and child.busy.timeout:
-                deadlines.append(child.busy.started + child.busy.timeout)
+            busy = child.busy
+            if busy and busy.timeout:
+                deadlines.append(busy.started + busy.timeout)
         return max(min(deadlines) - now, 0.0)
 
     # -- signals -------------------------------------------------------------------------------
@@ -205,6 +207,7 @@ class Supervisor:
     def _on_exit(self, child: Child, code: int) -> None:
         child.read_reports()
         self._count_finished(child)
+        busy = child.busy
         child.close()
         now = time.monotonic()
         ended = describe_exit(
@@ -215,7 +218,6 @@ class Supervisor:
         )
         for outcome, n in child.outcomes.items():
             self.stats[outcome] = self.stats.get(outcome, 0) + n
-        lost = child.busy is not None
         self._requeue(child.slot.queue, child.worker_id, ended.detail, ended.count_attempt)
         delay = self.restarts.exited(
             (child.slot.queue, child.slot.index), now - child.started, ended.crash, now
@@ -224,7 +226,7 @@ class Supervisor:
             self.stats["restarts"] += 1
             self.metrics.worker_exited(child.slot.queue, ended.reason)
         level = EXIT_REASON_LOG.get(ended.reason, logging.WARNING)
-        job = f"; job {child.busy.job_id} requeued" if lost else ""
+        job = f"; job {busy.job_id} requeued" if busy else ""
         backoff = f"; restarting in {delay:g}s" if delay and self.draining_since is None else ""
         log.log(
             level,
@@ -327,10 +329,11 @@ class Supervisor:
         self.spawned += 1
         worker_id = f"{self.host}.{self.pid}.{slot.name}.{self.spawned}"
         fds = [c.report_fd for c in self.children.values()]
+        board = Board()
         pid, report_fd = spawn(
-            self.config, slot, worker_id, self.pid, self.preloaded, fds, self.signals
+            self.config, slot, worker_id, self.pid, self.preloaded, fds, self.signals, board
         )
-        self.children[pid] = Child(pid, slot, worker_id, report_fd, time.monotonic())
+        self.children[pid] = Child(pid, slot, worker_id, report_fd, time.monotonic(), board)
         log.info("worker %s started: pid %d", slot.name, pid)
 
     # -- shutdown ------------------------------------------------------------------------------

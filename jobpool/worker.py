@@ -200,6 +200,7 @@ class Worker:
             return self.jobs_done
         finally:
             self._exiting = True
+            self.events.idle()
             if keeper is not None:
                 keeper.stop()
             self._hand_back_all()
@@ -263,6 +264,7 @@ class Worker:
 
     def _idle(self, next_due: float | None) -> None:
         timeout = IDLE_TICK if next_due is None else min(next_due, IDLE_TICK)
+        self.events.idle()
         if timeout > 0:
             self.session.wait(self.queue, timeout, self._wakeup_r)
             self._drain_wakeup()

@@ -144,11 +144,34 @@ def test_renew_extends_leases(redis_client):
 def test_ack_by_a_worker_that_lost_the_job_changes_nothing(redis_client):
     _enqueue(redis_client, "default:a")
     _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
-    assert _run(redis_client, "ack", s.ack_keys(K, "w2"), [1000, 10, "default:a"]) == [0]
+    assert _run(redis_client, "ack", s.ack_keys(K, "w2"), [1000, 10, "", "w2", "default:a"]) == [
+        0,
+        0,
+    ]
     assert _state(redis_client, "default:a")["status"] == "processing"
-    assert _run(redis_client, "ack", s.ack_keys(K, "w1"), [1000, 10, "default:a"]) == [1]
+    assert _run(redis_client, "ack", s.ack_keys(K, "w1"), [1000, 10, "", "w1", "default:a"]) == [
+        1,
+        0,
+    ]
     assert _state(redis_client, "default:a")["status"] == "completed"
     assert redis_client.hexists(K.payload, "default:a") == 0
+
+
+def test_ack_starts_the_next_job_of_the_batch_and_counts_its_attempt(redis_client):
+    _enqueue(redis_client, "default:a")
+    _enqueue(redis_client, "default:b")
+    _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 2, 30_000, 100])
+    assert _state(redis_client, "default:b")["status"] == "queued"  # claimed, not started
+
+    args = [1000, 10, "default:b", "w1", "default:a"]
+    assert _run(redis_client, "ack", s.ack_keys(K, "w1"), args) == [1, 1]
+
+    assert _state(redis_client, "default:a")["status"] == "completed"
+    b = _state(redis_client, "default:b")
+    assert (b["status"], b["attempts"], b["worker"]) == ("processing", 1, "w1")
+    # sent again after a dropped connection: nothing changes twice
+    assert _run(redis_client, "ack", s.ack_keys(K, "w1"), args) == [0, 0]
+    assert _state(redis_client, "default:b")["attempts"] == 1
 
 
 def test_retry_or_fail_decides_by_the_stored_attempts(redis_client):

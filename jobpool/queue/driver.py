@@ -76,7 +76,8 @@ class RedisDriver:
 
     def complete(self, delivery: Delivery) -> bool:
         keys = s.ack_keys(self.keys(delivery.queue), delivery.worker_id)
-        acked = self.scripts.run("ack", keys, [self.completed_ttl_ms, 10, delivery.id])
+        args = [self.completed_ttl_ms, 10, "", delivery.worker_id, delivery.id]
+        acked = self.scripts.run("ack", keys, args)
         return acked[0] == 1
 
     def retry_or_fail(

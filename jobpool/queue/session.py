@@ -61,9 +61,14 @@ class RedisSession:
         """Begin a job claimed in a batch; returns it as running (its attempt counted)."""
         if delivery.record.get("status") in ("processing", "failed"):
             return delivery  # the claim started it, or it is a failed() hook delivery
-        keys = s.start_keys(self.driver.keys(delivery.queue), delivery.worker_id)
-        # Written now, with the previous job's ack: the record says processing while it runs.
-        self._send(_Command("start", keys, [delivery.id, delivery.worker_id]), now=True)
+        ack = self._pending[-1] if self._pending else None
+        if ack is not None and ack.name == "ack" and not ack.sent and not ack.args[2]:
+            ack.args[2] = delivery.id  # the previous job's ack starts this one, in one call
+            self._write_now()
+        else:
+            keys = s.start_keys(self.driver.keys(delivery.queue), delivery.worker_id)
+            self._send(_Command("start", keys, [delivery.id, delivery.worker_id]), now=True)
+        # Written now: the record says processing while the job runs.
         record = dict(
             delivery.record,
             status="processing",
@@ -76,7 +81,7 @@ class RedisSession:
         """Acknowledge a completed job. It leaves with the next write (the next job's start or
         the next claim, both right after this), and its reply is checked with the next claim."""
         keys = s.ack_keys(self.driver.keys(delivery.queue), delivery.worker_id)
-        args = [self.driver.completed_ttl_ms, 10, delivery.id]
+        args = [self.driver.completed_ttl_ms, 10, "", delivery.worker_id, delivery.id]
         self._send(_Command("ack", keys, args, on_reply=lambda r: _warn_if_lost(r, delivery)))
 
     def retry_or_fail(
@@ -118,10 +123,13 @@ class RedisSession:
         """Queue a command whose reply can wait; `now` writes it (and all queued) at once."""
         self._pending.append(command)
         if now:
-            try:
-                self._write_unsent(self._connection(), None)
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                self._drop()  # the next exchange reconnects and resends
+            self._write_now()
+
+    def _write_now(self) -> None:
+        try:
+            self._write_unsent(self._connection(), None)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            self._drop()  # the next exchange reconnects and resends
 
     def _exchange(self, final: _Command | None) -> Any:
         """Send what is unsent and `final` in one write, read every pending reply in order,

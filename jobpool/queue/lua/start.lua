@@ -5,16 +5,7 @@ ARGV[1] job id
 ARGV[2] worker id
 Returns 1 if the job is now processing, 0 if this worker does not hold it waiting to start.
 Claiming marks only the first job of a batch as started, so that a worker that dies holding a
-batch costs an attempt only to the job it was running. ]]
+batch costs an attempt only to the job it was running. (The ack of the job before it usually
+starts it instead, in the same call.) ]]
 -- @include common
-local id = ARGV[1]
-if not redis.call('LPOS', KEYS[1], id) then return 0 end
-local st = load_state(KEYS[2], id)
-if not st or st['status'] == 'processing' or st['status'] == 'failed' then return 0 end
-local now = now_ms()
-st['status'] = 'processing'
-st['attempts'] = (st['attempts'] or 0) + 1
-st['worker'] = ARGV[2]
-st['started_at'] = now
-save_state(KEYS[2], id, st, now)
-return 1
+return start_job(KEYS[1], KEYS[2], ARGV[1], ARGV[2], now_ms())

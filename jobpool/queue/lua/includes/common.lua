@@ -64,6 +64,20 @@ local function hand_back(ready_key, state_key, id, now)
   redis.call('LPUSH', ready_key, id)
 end
 
+-- Begin a job this worker claimed in a batch: its attempt counts from here. Returns 1 if it is
+-- now processing, 0 if the worker does not hold it waiting to start.
+local function start_job(wip_key, state_key, id, wid, now)
+  if not redis.call('LPOS', wip_key, id) then return 0 end
+  local st = load_state(state_key, id)
+  if not st or st['status'] == 'processing' or st['status'] == 'failed' then return 0 end
+  st['status'] = 'processing'
+  st['attempts'] = (st['attempts'] or 0) + 1
+  st['worker'] = wid
+  st['started_at'] = now
+  save_state(state_key, id, st, now)
+  return 1
+end
+
 -- Count finished jobs in 10-second buckets of the queue's stats hash ("done:BUCKET",
 -- "failed:BUCKET"), for "jobs done in the last minute". The first count of a new bucket drops
 -- the buckets older than two minutes, so the hash stays a few fields long.
