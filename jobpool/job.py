@@ -60,15 +60,16 @@ def registered(name: str) -> type[Job] | None:
     return _REGISTRY.get(name)
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def encode_job(job: Job) -> str:
     """The job's body: its registered name and its instance attributes, as compact JSON."""
     if not isinstance(job, Job):
         raise JobEncodeError(f"push() takes a Job instance, got {type(job).__name__}")
     attrs = vars(job)
     try:
-        return json.dumps(
-            {"job": type(job).job_name, "attrs": attrs}, separators=(",", ":"), allow_nan=False
-        )
+        return _encode({"job": type(job).job_name, "attrs": attrs})
     except (TypeError, ValueError) as exc:
         raise JobEncodeError(_explain_unencodable(job, attrs, exc)) from None
 

@@ -50,6 +50,7 @@ class QueueManager:
         self.driver: Driver = _make_driver(connection, prefix, completed_ttl, failed_ttl)
         self._pop_id = f"pop.{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
         self._pops = itertools.count()
+        self._checked_queues: set[str] = set()
 
     @classmethod
     def from_config(cls, config: Config | str | os.PathLike[str]) -> QueueManager:
@@ -68,7 +69,9 @@ class QueueManager:
 
     def _queue(self, job: Job | None, queue: str | None) -> str:
         name = queue or getattr(job, "queue", None) or self.default_queue
-        return check_queue_name(name)
+        if name not in self._checked_queues:  # a name is checked once: push() is a hot path
+            self._checked_queues.add(check_queue_name(name))
+        return name
 
     def _prepare(self, job: Job, queue: str) -> tuple[str, str, dict[str, Any]]:
         body = encode_job(job)
@@ -83,7 +86,10 @@ class QueueManager:
 
     def push(self, job: Job, queue: str | None = None) -> str:
         """Queue a job to run as soon as a worker is free; returns its id."""
-        return self.push_many([job], queue)[0]
+        name = self._queue(job, queue)
+        entry = self._prepare(job, name)
+        self.driver.enqueue(name, [entry])
+        return entry[0]
 
     def later(self, job: Job, delay: Delay, queue: str | None = None) -> str:
         """Queue a job to run after `delay` (seconds, timedelta, or an aware datetime)."""

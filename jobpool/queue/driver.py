@@ -19,6 +19,7 @@ from jobpool.queue.session import RedisSession
 from jobpool.queue.waiter import Waiter
 
 ENQUEUE_CHUNK = 1000  # jobs per script call: keeps each call short for the server
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class RedisDriver:
@@ -40,6 +41,7 @@ class RedisDriver:
         self.promote_batch = promote_batch
         self.scripts = s.Scripts(client)
         self._keys: dict[str, QueueKeys] = {}
+        self._enqueue_keys: dict[str, list[str]] = {}
         self._waiter: Waiter | None = None
 
     def keys(self, queue: str) -> QueueKeys:
@@ -51,7 +53,10 @@ class RedisDriver:
     def enqueue(
         self, queue: str, jobs: Sequence[tuple[str, str, dict[str, Any]]], delay: float = 0.0
     ) -> int:
-        keys, delay_ms = s.enqueue_keys(self.keys(queue)), ms(delay)
+        keys = self._enqueue_keys.get(queue)
+        if keys is None:
+            keys = self._enqueue_keys[queue] = s.enqueue_keys(self.keys(queue))
+        delay_ms = ms(delay)
         if len(jobs) <= ENQUEUE_CHUNK:
             return self.scripts.run("enqueue", keys, _enqueue_args(delay_ms, jobs))
         with self.client.pipeline(transaction=False) as pipe:
@@ -192,5 +197,5 @@ class RedisDriver:
 def _enqueue_args(delay_ms: int, jobs: Sequence[tuple[str, str, dict[str, Any]]]) -> list[Any]:
     args: list[Any] = [delay_ms]
     for job_id, body, record in jobs:
-        args += (job_id, body, json.dumps(record, separators=(",", ":")))
+        args += (job_id, body, _compact(record))
     return args

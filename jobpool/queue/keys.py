@@ -4,6 +4,7 @@ every script can declare every key it touches and still run on Redis Cluster."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -16,35 +17,35 @@ class QueueKeys:
     def _key(self, part: str) -> str:
         return f"{self.prefix}:{{{self.queue}}}:{part}"
 
-    @property
+    @cached_property
     def ready(self) -> str:
         return self._key("ready")
 
-    @property
+    @cached_property
     def delayed(self) -> str:
         return self._key("delayed")
 
-    @property
+    @cached_property
     def state(self) -> str:
         return self._key("state")
 
-    @property
+    @cached_property
     def payload(self) -> str:
         return self._key("payload")
 
-    @property
+    @cached_property
     def workers(self) -> str:
         return self._key("workers")
 
-    @property
+    @cached_property
     def failed(self) -> str:
         return self._key("failed")
 
-    @property
+    @cached_property
     def expire(self) -> str:
         return self._key("expire")
 
-    @property
+    @cached_property
     def stats(self) -> str:
         return self._key("stats")
 

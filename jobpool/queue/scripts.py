@@ -39,13 +39,21 @@ def source(name: str) -> str:
 
 
 class Scripts:
-    """The registered scripts of one client; redis-py reloads any the server forgot (a restart)."""
+    """The registered scripts of one client; any the server forgot (a restart, SCRIPT FLUSH) are
+    loaded again and run once more."""
 
     def __init__(self, client: redis.Redis):
+        self._client = client
         self._by_name = {name: client.register_script(source(name)) for name in OPERATIONS}
 
     def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
-        return self._by_name[name](keys=keys, args=args, client=client)
+        if client is not None:  # a pipeline: redis-py loads what is missing when it runs
+            return self._by_name[name](keys=keys, args=args, client=client)
+        script = self._by_name[name]
+        try:  # EVALSHA straight away: the Script wrapper costs more than a small script does
+            return self._client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return script(keys=keys, args=args)
 
     def sha(self, name: str) -> str:
         return self._by_name[name].sha

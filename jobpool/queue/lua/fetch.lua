@@ -48,8 +48,9 @@ while want > 0 do
   local id = redis.call('LPOP', KEYS[1])
   if not id then break end
   local body = redis.call('HGET', KEYS[4], id)
-  local st = body and load_state(KEYS[3], id)
-  if body and not st then redis.call('HDEL', KEYS[4], id) end  -- no record: not a job of ours
+  local raw = body and redis.call('HGET', KEYS[3], id)
+  if body and not raw then redis.call('HDEL', KEYS[4], id) end  -- no record: not a job of ours
+  local st = raw and cjson.decode(raw)
   -- a failed job is here only to have its failed() hook run; anything else failed is stale
   if st and (st['status'] ~= 'failed' or st['hook']) then
     if starting and st['status'] ~= 'failed' then
@@ -57,13 +58,13 @@ while want > 0 do
       st['attempts'] = (st['attempts'] or 0) + 1
       st['worker'] = wid
       st['started_at'] = now
-      save_state(KEYS[3], id, st, now)
+      raw = save_state(KEYS[3], id, st, now)
     end
     starting = false
     redis.call('RPUSH', KEYS[6], id)
     out[#out + 1] = id
     out[#out + 1] = body
-    out[#out + 1] = cjson.encode(st)
+    out[#out + 1] = raw
     want = want - 1
   end
 end

@@ -22,9 +22,12 @@ local function load_state(state_key, id)
   return cjson.decode(raw)
 end
 
+-- Returns the JSON it stored.
 local function save_state(state_key, id, st, now)
   st['updated_at'] = now
-  redis.call('HSET', state_key, id, cjson.encode(st))
+  local raw = cjson.encode(st)
+  redis.call('HSET', state_key, id, raw)
+  return raw
 end
 
 -- Schedule id at `due`; wake the idle workers when it becomes the earliest due job, since they
