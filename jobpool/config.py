@@ -154,7 +154,7 @@ class PoolConfig:
     max_jobs: int = 0
     graceful_timeout: float = 30.0
     lease: float = 30.0
-    prefetch: int = 8
+    prefetch: int = 32
     preload: bool = False
     memory_check_interval: float = 1.0
     timeout: float | None = None
@@ -172,7 +172,7 @@ class QueueConfig:
     max_jobs: int = 0
     graceful_timeout: float = 30.0
     lease: float = 30.0
-    prefetch: int = 8
+    prefetch: int = 32
     timeout: float | None = None
 
 

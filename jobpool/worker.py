@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobpool.worker")
 IDLE_TICK = 1.0  # most seconds an idle worker waits before it looks for expired leases again
+BATCH_SECONDS = 0.05  # a claimed job should wait about this long at most behind its batch
 
 
 class WorkerShutdown(BaseException):
@@ -73,6 +74,7 @@ class Worker:
         self.stopping = False
         self.stopped_because: str | None = None
         self.jobs_done = 0
+        self._job_seconds = BATCH_SECONDS / 8  # running estimate of one job's time; 8 at first
         self._wakeup_r: int | None = None
         self._exiting = False  # handing back at exit: a late signal must not cut that short
 
@@ -224,7 +226,8 @@ class Worker:
         backoff = Backoff()
         while not self.stopping:
             try:
-                fetched = self.session.fetch(self.queue, self.worker_id, self.prefetch, self.lease)
+                count = self._batch_size()
+                fetched = self.session.fetch(self.queue, self.worker_id, count, self.lease)
                 if fetched.stale_worker:
                     self._reap(fetched.stale_worker)
                 if not fetched.deliveries:
@@ -238,8 +241,19 @@ class Worker:
                 log.warning("redis unreachable (%s); reconnecting in %.1fs", exc, wait)
                 time.sleep(wait)
                 continue
+            started, before = time.monotonic(), self.jobs_done
             self._run_batch(fetched.deliveries, max_jobs)
+            self._learn(self.jobs_done - before, time.monotonic() - started)
         return self.jobs_done
+
+    def _batch_size(self) -> int:
+        """Claim as many jobs as run in about BATCH_SECONDS (at most `prefetch`): many short jobs
+        per round trip, while a batch of slow ones never keeps its last job waiting for long."""
+        return max(1, min(self.prefetch, int(BATCH_SECONDS / self._job_seconds)))
+
+    def _learn(self, jobs: int, seconds: float) -> None:
+        if jobs:
+            self._job_seconds = 0.7 * self._job_seconds + 0.3 * max(seconds / jobs, 1e-6)
 
     def _check_stop(self, max_jobs: int = 0) -> None:
         """Asked after every job and idle tick: leave now? (`max_jobs` of run(), the events'

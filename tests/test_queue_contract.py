@@ -405,3 +405,20 @@ def test_worker_run_with_prefetch_completes_every_job_in_order(qm, tmp_path):
     assert runs(path) == [str(i) for i in range(20)]
     assert all(qm.get_job_status(i)["status"] == "completed" for i in ids)
     assert all(qm.get_job_status(i)["attempts"] == 1 for i in ids)
+
+
+def test_worker_claims_fewer_jobs_at_once_when_they_are_slow(qm, tmp_path):
+    """Batches are sized to about BATCH_SECONDS of work, up to `prefetch`."""
+    from jobpool.worker import BATCH_SECONDS
+
+    worker = Worker(qm, prefetch=32)
+    assert worker._batch_size() == 8  # before anything is known
+    for _ in range(20):
+        worker._learn(4, 4 * 0.0001)  # 0.1 ms jobs
+    assert worker._batch_size() == 32
+    for _ in range(20):
+        worker._learn(2, 2 * BATCH_SECONDS / 5)  # five jobs fill a batch's time
+    assert worker._batch_size() in (4, 5)
+    for _ in range(20):
+        worker._learn(1, 2.0)  # jobs slower than a batch's time: one at a time
+    assert worker._batch_size() == 1
