@@ -338,7 +338,11 @@ class MemorySession:
         self.complete = driver.complete
         self.retry_or_fail = driver.retry_or_fail
         self.release = driver.release
-        self.wait = driver.wait
+
+    def wait(
+        self, queue: str, timeout: float, wakeup_fd: int | None = None, worker_id: str = ""
+    ) -> None:
+        self.driver.wait(queue, timeout, wakeup_fd)
 
     def flush(self) -> None:
         """Nothing is ever in flight."""

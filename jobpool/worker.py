@@ -280,7 +280,7 @@ class Worker:
         timeout = IDLE_TICK if next_due is None else min(next_due, IDLE_TICK)
         self.events.idle()
         if timeout > 0:
-            self.session.wait(self.queue, timeout, self._wakeup_r)
+            self.session.wait(self.queue, timeout, self._wakeup_r, self.worker_id)
             self._drain_wakeup()
 
     def _reap(self, stale: str) -> None:

@@ -54,3 +54,33 @@ def test_a_script_flush_between_writes_is_recovered(qm, tmp_path, redis_client):
     assert [qm.get_job_status(i)["status"] for i in ids] == ["completed"] * 2
     redis_client.script_flush()
     assert session.fetch("default", "w1").deliveries == []  # a claim after a flush works too
+
+
+def test_a_push_wakes_one_idle_worker_and_its_fetch_claims_the_job(qm, tmp_path):
+    import threading
+    import time
+
+    sessions = {wid: qm.driver.session() for wid in ("w1", "w2", "w3")}
+    woke: dict[str, float] = {}
+
+    def idle(wid):
+        sessions[wid].wait("default", 1.5, None, wid)
+        woke[wid] = time.monotonic()
+
+    threads = [threading.Thread(target=idle, args=(wid,)) for wid in sessions]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)  # all three blocked
+    pushed = time.monotonic()
+    job_id = qm.push(Record(str(tmp_path / "out"), "x"))
+    for t in threads:
+        t.join(5)
+
+    early = [wid for wid, at in woke.items() if at - pushed < 0.8]
+    assert len(early) == 1, woke  # the others slept on until their timeout
+    assert qm.get_job_status(job_id)["status"] == "queued"  # moved, not yet claimed
+    fetched = sessions[early[0]].fetch("default", early[0], count=8)
+    assert [d.id for d in fetched.deliveries] == [job_id]
+    assert qm.get_job_status(job_id)["attempts"] == 1
+    for s in sessions.values():
+        s.close()

@@ -104,11 +104,17 @@ class RedisSession:
         if self._pending:
             self._exchange(None)
 
-    def wait(self, queue: str, timeout: float, wakeup_fd: int | None = None) -> None:
+    def wait(
+        self, queue: str, timeout: float, wakeup_fd: int | None = None, worker_id: str = ""
+    ) -> None:
+        """Block until the queue may have work. With `worker_id`, the job that ends the wait is
+        moved into that worker's list at once, so a push wakes one idle worker, not all of
+        them; its next fetch claims it (see fetch.lua)."""
         self.flush()
         if self._waiter is None:
             self._waiter = Waiter(self.driver.client)
-        self._waiter.wait(self.driver.keys(queue).ready, timeout, wakeup_fd)
+        k = self.driver.keys(queue)
+        self._waiter.wait(k.ready, timeout, wakeup_fd, k.wip(worker_id) if worker_id else None)
 
     def close(self) -> None:
         if self._waiter is not None:

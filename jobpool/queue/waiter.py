@@ -1,7 +1,10 @@
 """Blocking until a queue may have work, with a precise timeout and an early wake-up.
 
-Idle workers wait with ``BLMOVE ready ready LEFT LEFT``: a push wakes every waiter, and since the
-list moves onto itself nothing is taken, so an abandoned wait can never strand a job. Redis checks
+An idle worker waits with ``BLMOVE ready WIP LEFT RIGHT``: Redis hands each pushed id to one
+waiter only, into that worker's own list, where its next fetch claims it (or, if it never fetches,
+its exit or death hands it back like any claim), so a push wakes one worker instead of all of
+them. ``qm.pop()`` has no such list and peeks with ``BLMOVE ready ready LEFT LEFT``, which takes
+nothing. Redis checks
 blocking timeouts only about every 100 ms (its `hz`), too coarse for delayed jobs, so the timeout
 is kept here with select(), which also watches the worker's wake-up fd (signals).
 """
@@ -22,14 +25,18 @@ class Waiter:
         self._conn: AbstractConnection | None = None
         self._conn_id: int | None = None
 
-    def wait(self, key: str, timeout: float, wakeup_fd: int | None = None) -> bool:
-        """Wait until `key` holds an element, `timeout` seconds pass, or `wakeup_fd` is readable.
+    def wait(
+        self, key: str, timeout: float, wakeup_fd: int | None = None, into: str | None = None
+    ) -> bool:
+        """Wait until `key` holds an element, `timeout` seconds pass, or `wakeup_fd` is readable;
+        the element is moved onto the end of the list `into`, if given.
 
-        Returns True when the list has elements.
+        Returns True when an element came.
         """
         conn = self._connection()
+        where = (into, "RIGHT") if into else (key, "LEFT")
         try:
-            conn.send_command("BLMOVE", key, key, "LEFT", "LEFT", f"{timeout + 1:.3f}")
+            conn.send_command("BLMOVE", key, where[0], "LEFT", where[1], f"{timeout + 1:.3f}")
             sock = conn._sock  # noqa: SLF001 - select() needs the socket itself
             watch = [sock] if wakeup_fd is None else [sock, wakeup_fd]
             readable, _, _ = select.select(watch, [], [], max(timeout, 0.0))

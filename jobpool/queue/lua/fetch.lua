@@ -11,8 +11,10 @@ ARGV[3] lease in ms
 ARGV[4] most due jobs to promote in this call
 Returns {ms until the next delayed job or -1, a worker id whose lease expired or '',
          then per claimed job: id, body, record JSON}.
-A worker only fetches with empty hands, so anything still in its wip list is a claim whose reply
-was lost (a dropped connection): it goes back to the front of the queue, attempt not counted. ]]
+A worker only fetches with empty hands, so anything still in its wip list is either what its
+blocking wait took for it (BLMOVE ready -> wip) or a claim whose reply was lost (a dropped
+connection): it goes back to the front of the queue, attempt not counted, and is claimed again
+right below, first in line. A wake token taken that way has no record and is dropped. ]]
 -- @include common
 local now = now_ms()
 local wid = ARGV[1]
