@@ -84,3 +84,34 @@ def test_a_push_wakes_one_idle_worker_and_its_fetch_claims_the_job(qm, tmp_path)
     assert qm.get_job_status(job_id)["attempts"] == 1
     for s in sessions.values():
         s.close()
+
+
+def test_a_new_earliest_delayed_job_wakes_every_idle_worker(qm, tmp_path):
+    """They wait with timeouts set by the previous earliest; each must learn the new one."""
+    import threading
+    import time
+
+    sessions = {wid: qm.driver.session() for wid in ("w1", "w2")}
+    for wid, s in sessions.items():
+        s.fetch("default", wid)  # registered, as running workers are
+    woke: dict[str, float] = {}
+
+    def idle(wid):
+        sessions[wid].wait("default", 1.5, None, wid)
+        woke[wid] = time.monotonic()
+
+    threads = [threading.Thread(target=idle, args=(wid,)) for wid in sessions]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    pushed = time.monotonic()
+    qm.later(Record(str(tmp_path / "out"), "x"), 10)
+    for t in threads:
+        t.join(5)
+
+    assert sorted(woke) == ["w1", "w2"]
+    assert all(at - pushed < 0.8 for at in woke.values()), woke
+    for wid, s in sessions.items():
+        fetched = s.fetch("default", wid)
+        assert fetched.deliveries == [] and 9 < fetched.next_due <= 10
+        s.close()

@@ -60,7 +60,7 @@ class Scripts:
 
 
 def enqueue_keys(k: QueueKeys) -> list[str]:
-    return [k.ready, k.delayed, k.state, k.payload]
+    return [k.ready, k.delayed, k.state, k.payload, k.workers]
 
 
 def fetch_keys(k: QueueKeys, worker_id: str) -> list[str]:
@@ -76,7 +76,17 @@ def ack_keys(k: QueueKeys, worker_id: str) -> list[str]:
 
 
 def retry_or_fail_keys(k: QueueKeys, worker_id: str) -> list[str]:
-    return [k.wip(worker_id), k.state, k.payload, k.delayed, k.ready, k.failed, k.expire, k.stats]
+    return [
+        k.wip(worker_id),
+        k.state,
+        k.payload,
+        k.delayed,
+        k.ready,
+        k.failed,
+        k.expire,
+        k.stats,
+        k.workers,
+    ]
 
 
 def requeue_keys(k: QueueKeys, worker_id: str) -> list[str]:

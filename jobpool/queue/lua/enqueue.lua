@@ -3,6 +3,7 @@ KEYS[1] ready    LIST  job ids ready to run (and wake tokens)
 KEYS[2] delayed  ZSET  job id -> due time (ms)
 KEYS[3] state    HASH  job id -> record JSON
 KEYS[4] payload  HASH  job id -> body JSON
+KEYS[5] workers  ZSET  worker id -> lease deadline (ms): how many may be waiting
 ARGV[1] delay in ms (0 = ready now)
 ARGV[2..] triples: job id, body, initial record JSON (an object with at least one field)
 Returns the number of jobs stored. An id that already exists is skipped, so a producer may
@@ -23,7 +24,7 @@ for i = 2, #ARGV, 3 do
     if delay > 0 then
       local due = due_after(delay)
       head = head .. ',"status":"delayed","due_at":' .. due
-      schedule(KEYS[2], KEYS[1], id, due)
+      schedule(KEYS[2], KEYS[1], KEYS[5], id, due)
     else
       head = head .. ',"status":"queued"'
       ready[#ready + 1] = id

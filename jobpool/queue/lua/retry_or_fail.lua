@@ -7,6 +7,7 @@ KEYS[5] ready    LIST  job ids ready to run (and wake tokens)
 KEYS[6] failed   ZSET  job id -> time it failed (ms)
 KEYS[7] expire   ZSET  job id -> time its finished record is deleted (ms)
 KEYS[8] stats    HASH  finished jobs per 10 s bucket ("done:B", "failed:B")
+KEYS[9] workers  ZSET  worker id -> lease deadline (ms): how many may be waiting
 ARGV[1] job id
 ARGV[2] delay before the next attempt in ms
 ARGV[3] error ("ExceptionType: message"), or '' to keep the recorded one
@@ -31,7 +32,7 @@ if not was_failed and ARGV[6] == '0' and (st['attempts'] or 0) < (st['max_tries'
   st['status'] = 'retrying'
   st['due_at'] = due
   save_state(KEYS[2], id, st, now)
-  schedule(KEYS[4], KEYS[5], id, due)
+  schedule(KEYS[4], KEYS[5], KEYS[9], id, due)
   return 1
 end
 st['hook'] = nil

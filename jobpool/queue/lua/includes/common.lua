@@ -32,12 +32,16 @@ end
 
 -- Schedule id at `due`; wake the idle workers when it becomes the earliest due job, since they
 -- are blocked with a timeout computed from the previous earliest. A non-empty ready list means no
--- worker is blocked, so no token is needed then.
-local function schedule(delayed_key, ready_key, id, due)
+-- worker is blocked, so no token is needed then. Each blocked worker takes one token (the wait
+-- moves it into the worker's own list), so there is one per live worker; tokens nobody took are
+-- dropped by the next fetch.
+local function schedule(delayed_key, ready_key, workers_key, id, due)
   local first = redis.call('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
   redis.call('ZADD', delayed_key, due, id)
   if (first[1] == nil or due < tonumber(first[2])) and redis.call('LLEN', ready_key) == 0 then
-    redis.call('RPUSH', ready_key, WAKE)
+    for _ = 1, math.min(math.max(redis.call('ZCARD', workers_key), 1), 1000) do
+      redis.call('RPUSH', ready_key, WAKE)
+    end
   end
 end
 
