@@ -55,7 +55,8 @@ METHOD = """\
 - **Jobs.** Every system runs the same bodies (`bench/body.py`): one `INCR`, or one `RPUSH` of a
   timing, on a per-process redis-py client. jobpool runs under `jobpool start` with a tiny TOML
   (`[pool] workers = 2`, `log_level = "warning"`, jobs in `bench/systems/jobpool_app.py`, listed
-  in `imports`); everything else is left at its default (prefetch 8, status records kept 1 day).
+  in `imports`); everything else is left at its default (prefetch 32, with batches sized to
+  about 50 ms of work; status records kept 1 day).
 - **Settings of the peers** (their defaults otherwise):
 {peers}
 """
@@ -93,7 +94,7 @@ def render(main: dict, growth: dict | None, charts: list[str]) -> str:
     if "benchmarks.png" in charts:
         parts.append("![processing rate, push rate, pickup and delayed latency](benchmarks.png)\n")
     parts += [
-        "### Targets (issue 6)\n",
+        "### Targets\n",
         report.verdict_table(records, grecords) + "\n",
         _missed(records, grecords) + " Where jobpool's time goes, and what would close the gaps: "
         "[profiling.md](profiling.md).\n",

@@ -174,7 +174,7 @@ def redis_benchmark_table(records: Records) -> str | None:
 
 
 def verdicts(main: Records, growth: Records | None) -> list[tuple[str, str, bool | None]]:
-    """(target, measured, met) for each of issue 6's targets that the results cover."""
+    """(target, measured, met) for each target that the results cover."""
     a, b, c = by_key(main, "A"), by_key(main, "B"), by_key(main, "C")
     jp = a.get("jobpool", {})
     out: list[tuple[str, str, bool | None]] = []
@@ -245,7 +245,7 @@ def verdicts(main: Records, growth: Records | None) -> list[tuple[str, str, bool
 def verdict_table(main: Records, growth: Records | None) -> str:
     mark = {True: "met", False: "**missed**", None: "not measured"}
     rows = [[name, measured, mark[met]] for name, measured, met in verdicts(main, growth)]
-    return table(["target (issue 6)", "jobpool measured (median (min–max))", "verdict"], rows)
+    return table(["target", "jobpool measured (median (min–max))", "verdict"], rows)
 
 
 # -- outputs ---------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ TARGETS = {
         Target("raw", VENV, S + "raw_app", "flat", _raw, "pipelined RPUSH x1000", False,
                "floor: BLMOVE + INCR/LREM; no status, retries or delays"),
         Target("jobpool", VENV, S + "jobpool_app", "pool", _jobpool, "push_many x1000", True,
-               "at-least-once, status records; `jobpool start`, 2 workers, prefetch 8"),
+               "at-least-once, status records; `jobpool start`, 2 workers, default prefetch (32)"),
         Target("huey", PEERS, S + "huey_app", "pool", _huey, None, True,
                "at-most-once (a killed worker loses its job); -k process -w 2"),
         Target("celery", PEERS, S + "celery_app", "pool", _celery, None, True,
