@@ -6,8 +6,6 @@ it is an error rather than a silent connection to some default server.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -28,10 +26,17 @@ def current_manager() -> QueueManager:
     return manager
 
 
-@contextlib.contextmanager
-def running_with(manager: QueueManager) -> Iterator[None]:
-    token = _current.set(manager)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+class running_with:  # noqa: N801 - used as a function: `with running_with(manager):`
+    """Makes `manager` the current one inside the block. A class, not a generator: it is entered
+    around every job."""
+
+    __slots__ = ("_manager", "_token")
+
+    def __init__(self, manager: QueueManager):
+        self._manager = manager
+
+    def __enter__(self) -> None:
+        self._token = _current.set(self._manager)
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)

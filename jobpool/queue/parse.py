@@ -8,6 +8,7 @@ from typing import Any
 
 from jobpool.driver import Delivery, Fetched, Outcome
 
+_loads = json.JSONDecoder().decode  # from str: json.loads would sniff the encoding of bytes
 RETRY_CODES = {-1: Outcome.LOST, 1: Outcome.RETRYING, 2: Outcome.FAILED}
 
 
@@ -19,7 +20,7 @@ def ms(seconds: float) -> int:
 def parse_fetch(out: list[Any], queue: str, worker_id: str) -> Fetched:
     """fetch.lua's reply: {next due in ms or -1, stale worker or '', (id, body, record)...}."""
     deliveries = [
-        Delivery(out[i].decode(), queue, out[i + 1], json.loads(out[i + 2]), worker_id)
+        Delivery(out[i].decode(), queue, out[i + 1], _loads(out[i + 2].decode()), worker_id)
         for i in range(2, len(out), 3)
     ]
     next_due = None if out[0] < 0 else out[0] / 1000.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -69,13 +69,10 @@ class RedisSession:
             keys = s.start_keys(self.driver.keys(delivery.queue), delivery.worker_id)
             self._send(_Command("start", keys, [delivery.id, delivery.worker_id]), now=True)
         # Written now: the record says processing while the job runs.
-        record = dict(
-            delivery.record,
-            status="processing",
-            attempts=delivery.attempts + 1,
-            worker=delivery.worker_id,
-        )
-        return replace(delivery, record=record)
+        record = dict(delivery.record)
+        record["status"], record["worker"] = "processing", delivery.worker_id
+        record["attempts"] = delivery.attempts + 1
+        return Delivery(delivery.id, delivery.queue, delivery.body, record, delivery.worker_id)
 
     def complete(self, delivery: Delivery) -> None:
         """Acknowledge a completed job. It leaves with the next write (the next job's start or
