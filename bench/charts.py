@@ -47,32 +47,14 @@ def draw(main: dict, growth: dict | None, docs: Path) -> list[str]:
     records = main["records"]
     a, b, c = (report.by_key(records, w) for w in "ABC")
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    _bars(
-        axes[0][0],
-        {s: report.values(r, "processing_per_s") for s, r in a.items()},
-        "A. processing, 2 worker processes",
-        "jobs/s",
-    )
-    _bars(
-        axes[0][1],
-        {s: report.values(r, "push_per_s") for s, r in a.items()},
-        "A. push one by one, 1 producer",
-        "jobs/s",
-    )
-    _bars(
-        axes[1][0],
-        {s: report.values(r, "p99_ms") for s, r in b.items()},
-        "B. pickup latency p99 (lower is better)",
-        "ms",
-        log=True,
-    )
-    _bars(
-        axes[1][1],
-        {s: report.values(r, "p99_ms") for s, r in c.items()},
-        "C. delayed-job lateness p99 (lower is better)",
-        "ms",
-        log=True,
-    )
+    panels = [  # (workload records, figure, title, unit, log scale)
+        (a, "processing_per_s", "A. processing, 2 worker processes", "jobs/s", False),
+        (a, "push_per_s", "A. push one by one, 1 producer", "jobs/s", False),
+        (b, "p99_ms", "B. pickup latency p99 (lower is better)", "ms", True),
+        (c, "p99_ms", "C. delayed-job lateness p99 (lower is better)", "ms", True),
+    ]
+    for ax, (runs, key, title, unit, log) in zip(axes.flat, panels, strict=True):
+        _bars(ax, {s: report.values(r, key) for s, r in runs.items()}, title, unit, log=log)
     meta = main["meta"]
     fig.suptitle(
         f"jobpool and its peers on one Redis: median of {meta['reps']} runs, bars "

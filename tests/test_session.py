@@ -3,6 +3,9 @@ flushes: nothing acknowledged is lost, nothing is applied twice."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from jobs import Record
 
@@ -56,11 +59,10 @@ def test_a_script_flush_between_writes_is_recovered(qm, tmp_path, redis_client):
     assert session.fetch("default", "w1").deliveries == []  # a claim after a flush works too
 
 
-def test_a_push_wakes_one_idle_worker_and_its_fetch_claims_the_job(qm, tmp_path):
-    import threading
-    import time
-
-    sessions = {wid: qm.driver.session() for wid in ("w1", "w2", "w3")}
+def _woken_by(qm, worker_ids, act):
+    """Block a session per worker id in its idle wait (1.5 s), do `act`, and return how long
+    after it each wait ended."""
+    sessions = {wid: qm.driver.session() for wid in worker_ids}
     woke: dict[str, float] = {}
 
     def idle(wid):
@@ -70,48 +72,39 @@ def test_a_push_wakes_one_idle_worker_and_its_fetch_claims_the_job(qm, tmp_path)
     threads = [threading.Thread(target=idle, args=(wid,)) for wid in sessions]
     for t in threads:
         t.start()
-    time.sleep(0.3)  # all three blocked
-    pushed = time.monotonic()
-    job_id = qm.push(Record(str(tmp_path / "out"), "x"))
+    time.sleep(0.3)  # all of them blocked
+    acted = time.monotonic()
+    act()
     for t in threads:
         t.join(5)
+    for session in sessions.values():
+        session.close()
+    return {wid: at - acted for wid, at in woke.items()}
 
-    early = [wid for wid, at in woke.items() if at - pushed < 0.8]
+
+def test_a_push_wakes_one_idle_worker_and_its_fetch_claims_the_job(qm, tmp_path):
+    pushed = []
+    woke = _woken_by(
+        qm, ["w1", "w2", "w3"], lambda: pushed.append(qm.push(Record(str(tmp_path / "out"), "x")))
+    )
+
+    early = [wid for wid, after in woke.items() if after < 0.8]
     assert len(early) == 1, woke  # the others slept on until their timeout
-    assert qm.get_job_status(job_id)["status"] == "queued"  # moved, not yet claimed
-    fetched = sessions[early[0]].fetch("default", early[0], count=8)
-    assert [d.id for d in fetched.deliveries] == [job_id]
-    assert qm.get_job_status(job_id)["attempts"] == 1
-    for s in sessions.values():
-        s.close()
+    assert qm.get_job_status(pushed[0])["status"] == "queued"  # moved, not yet claimed
+    fetched = qm.driver.session().fetch("default", early[0], count=8)
+    assert [d.id for d in fetched.deliveries] == pushed
+    assert qm.get_job_status(pushed[0])["attempts"] == 1
 
 
 def test_a_new_earliest_delayed_job_wakes_every_idle_worker(qm, tmp_path):
     """They wait with timeouts set by the previous earliest; each must learn the new one."""
-    import threading
-    import time
+    for wid in ("w1", "w2"):
+        qm.driver.session().fetch("default", wid)  # registered, as running workers are
 
-    sessions = {wid: qm.driver.session() for wid in ("w1", "w2")}
-    for wid, s in sessions.items():
-        s.fetch("default", wid)  # registered, as running workers are
-    woke: dict[str, float] = {}
-
-    def idle(wid):
-        sessions[wid].wait("default", 1.5, None, wid)
-        woke[wid] = time.monotonic()
-
-    threads = [threading.Thread(target=idle, args=(wid,)) for wid in sessions]
-    for t in threads:
-        t.start()
-    time.sleep(0.3)
-    pushed = time.monotonic()
-    qm.later(Record(str(tmp_path / "out"), "x"), 10)
-    for t in threads:
-        t.join(5)
+    woke = _woken_by(qm, ["w1", "w2"], lambda: qm.later(Record(str(tmp_path / "out"), "x"), 10))
 
     assert sorted(woke) == ["w1", "w2"]
-    assert all(at - pushed < 0.8 for at in woke.values()), woke
-    for wid, s in sessions.items():
-        fetched = s.fetch("default", wid)
+    assert all(after < 0.8 for after in woke.values()), woke
+    for wid in woke:
+        fetched = qm.driver.session().fetch("default", wid)
         assert fetched.deliveries == [] and 9 < fetched.next_due <= 10.01
-        s.close()

@@ -41,7 +41,6 @@ class RedisDriver:
         self.promote_batch = promote_batch
         self.scripts = s.Scripts(client)
         self._keys: dict[str, QueueKeys] = {}
-        self._enqueue_keys: dict[str, list[str]] = {}
         self._waiter: Waiter | None = None
 
     def keys(self, queue: str) -> QueueKeys:
@@ -53,10 +52,7 @@ class RedisDriver:
     def enqueue(
         self, queue: str, jobs: Sequence[tuple[str, str, dict[str, Any]]], delay: float = 0.0
     ) -> int:
-        keys = self._enqueue_keys.get(queue)
-        if keys is None:
-            keys = self._enqueue_keys[queue] = s.enqueue_keys(self.keys(queue))
-        delay_ms = ms(delay)
+        keys, delay_ms = s.enqueue_keys(self.keys(queue)), ms(delay)
         if len(jobs) <= ENQUEUE_CHUNK:
             return self.scripts.run("enqueue", keys, _enqueue_args(delay_ms, jobs))
         with self.client.pipeline(transaction=False) as pipe:

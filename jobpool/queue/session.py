@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobpool.worker")
 _NOSCRIPT = object()
+_ACK_NEXT = 2  # the ack's argument naming the job it starts next (see ack.lua)
 
 
 @dataclass
@@ -62,8 +63,8 @@ class RedisSession:
         if delivery.record.get("status") in ("processing", "failed"):
             return delivery  # the claim started it, or it is a failed() hook delivery
         ack = self._pending[-1] if self._pending else None
-        if ack is not None and ack.name == "ack" and not ack.sent and not ack.args[2]:
-            ack.args[2] = delivery.id  # the previous job's ack starts this one, in one call
+        if ack is not None and ack.name == "ack" and not ack.sent and not ack.args[_ACK_NEXT]:
+            ack.args[_ACK_NEXT] = delivery.id  # the previous job's ack starts this one
             self._write_now()
         else:
             keys = s.start_keys(self.driver.keys(delivery.queue), delivery.worker_id)
