@@ -12,6 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+# The record field `hook` of a job its worker's death failed for good, whose failed() hook a
+# worker must still run: pending until a worker begins it, then started. A worker that dies in
+# a started hook loses that hook; a pending one goes back to the queue (see lua/requeue.lua).
+HOOK_PENDING = 1
+HOOK_STARTED = 2
+
 
 class Outcome(str, enum.Enum):
     """How an attempt ended, as recorded by the driver."""
@@ -48,6 +54,11 @@ class Delivery:
         return self.record.get("status") == "failed"
 
     @property
+    def hook_started(self) -> bool:
+        """True when this failed() hook delivery has begun (with its claim, or its start)."""
+        return self.hook_only and self.record.get("hook") == HOOK_STARTED
+
+    @property
     def job_class(self) -> str:
         return str(self.record.get("job", "?"))
 
@@ -59,6 +70,20 @@ class Fetched:
     deliveries: list[Delivery]
     next_due: float | None  # seconds from now, None when nothing is delayed
     stale_worker: str | None = None
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What `requeue_worker` did with a dead worker's jobs.
+
+    `handed`: jobs put back in the queue (one that failed for good goes back once, so that a
+    worker runs its failed() hook), or -1 when the lease is still live and nothing was done.
+    `failed`: (job id, job class) of the jobs this call failed for good, their worker's death
+    having used up their attempts.
+    """
+
+    handed: int
+    failed: tuple[tuple[str, str], ...] = ()
 
 
 class Session(Protocol):
@@ -90,7 +115,6 @@ class Driver(Protocol):
     ) -> int: ...
     def fetch(self, queue: str, worker_id: str, count: int = 1, lease: float = 30.0) -> Fetched: ...
     def session(self) -> Session: ...
-    def start(self, delivery: Delivery) -> Delivery: ...
     def wait(self, queue: str, timeout: float, wakeup_fd: int | None = None) -> None: ...
     def complete(self, delivery: Delivery) -> bool: ...
     def retry_or_fail(
@@ -104,7 +128,7 @@ class Driver(Protocol):
         reason: str,
         only_if_expired: bool = False,
         count_attempt: bool = True,
-    ) -> int: ...
+    ) -> Requeued: ...
     def renew(self, queue: str, worker_ids: Sequence[str], lease: float) -> None: ...
     def status(self, job_id: str) -> dict[str, Any] | None: ...
     def counts(self, queue: str) -> dict[str, int]: ...

@@ -14,7 +14,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jobpool.driver import Delivery, Fetched, Outcome, public_record
+from jobpool.driver import (
+    HOOK_PENDING,
+    HOOK_STARTED,
+    Delivery,
+    Fetched,
+    Outcome,
+    Requeued,
+    public_record,
+)
 from jobpool.ids import queue_of
 
 
@@ -99,7 +107,7 @@ class MemoryDriver:
                     continue
                 if record["status"] == "failed" and not record.get("hook"):
                     continue
-                if not out and record["status"] != "failed":  # the rest start later
+                if not out:  # the rest start later
                     self._begin(job_id, record, worker_id, now)
                 q.held.setdefault(worker_id, []).append(job_id)
                 body = self._bodies[job_id].encode()
@@ -108,6 +116,10 @@ class MemoryDriver:
             return Fetched(out, next_due and max(next_due, 0.0))
 
     def _begin(self, job_id: str, record: dict[str, Any], worker_id: str, now: int) -> None:
+        """Start a job (its attempt counts), or the failed() hook of a failed one."""
+        if record["status"] == "failed":
+            self._save(job_id, record, hook=HOOK_STARTED)
+            return
         self._save(
             job_id,
             record,
@@ -118,11 +130,12 @@ class MemoryDriver:
         )
 
     def start(self, delivery: Delivery) -> Delivery:
-        """Begin a job claimed in a batch: its attempt counts from here."""
+        """Begin a job claimed in a batch: its attempt counts from here (or its failed() hook
+        is marked started)."""
         with self._cond:
             record = self._records.get(delivery.id)
             held = delivery.id in self._q(delivery.queue).held.get(delivery.worker_id, [])
-            if held and record is not None and record["status"] not in ("processing", "failed"):
+            if held and record is not None and _waits_to_start(record):
                 self._begin(delivery.id, record, delivery.worker_id, self._now_ms())
             current = copy.deepcopy(record) if record is not None else delivery.record
             return Delivery(delivery.id, delivery.queue, delivery.body, current, delivery.worker_id)
@@ -149,6 +162,8 @@ class MemoryDriver:
         if record is not None and record["status"] == "processing":
             attempts = max(record.get("attempts", 1) - 1, 0)
             self._save(job_id, record, status="queued", attempts=attempts, worker=None)
+        elif record is not None and record.get("hook") == HOOK_STARTED:
+            self._save(job_id, record, hook=HOOK_PENDING)
         q.ready.appendleft(job_id)
 
     def complete(self, delivery: Delivery) -> bool:
@@ -199,6 +214,7 @@ class MemoryDriver:
             return Outcome.FAILED
 
     def _fail(self, q: _Queue, job_id: str, record: dict[str, Any], now: int, **extra: Any) -> None:
+        """Fail a job for good: the one place that does, as mark_failed in lua/includes."""
         expires = now + int(self.failed_ttl * 1000)
         self._save(
             job_id,
@@ -228,33 +244,33 @@ class MemoryDriver:
         reason: str,
         only_if_expired: bool = False,
         count_attempt: bool = True,
-    ) -> int:
+    ) -> Requeued:
+        """As lua/requeue.lua: see there."""
         with self._cond:
-            q, now, handed = self._q(queue), self._now_ms(), 0
+            q, now, handed, failed = self._q(queue), self._now_ms(), 0, []
             for job_id in reversed(q.held.pop(worker_id, [])):
                 record = self._records.get(job_id)
                 if record is None:
                     continue
-                if not count_attempt:
-                    self._hand_back(q, job_id)
-                    handed += 1
-                    continue
-                if record["status"] == "failed":
+                hook_started = record["status"] == "failed" and record.get("hook") == HOOK_STARTED
+                if count_attempt and hook_started:
+                    # it died inside the failed() hook: never run that hook again
                     self._save(job_id, record, hook=None, hook_error=reason, worker=None)
                     continue
-                if record["status"] != "processing":  # claimed in a batch, never started
-                    self._hand_back(q, job_id)
+                if not count_attempt or record["status"] != "processing":
+                    self._hand_back(q, job_id)  # a shutdown, or claimed in a batch, not started
                     handed += 1
                     continue
                 record.update(error=reason, traceback=None)
                 if record.get("attempts", 0) >= record.get("max_tries", 1):
-                    self._fail(q, job_id, record, now, hook=1)
+                    self._fail(q, job_id, record, now, hook=HOOK_PENDING)
+                    failed.append((job_id, str(record.get("job", "?"))))
                 else:
                     self._save(job_id, record, status="queued", worker=None)
                 q.ready.appendleft(job_id)
                 handed += 1
             self._cond.notify_all()
-            return handed
+            return Requeued(handed, tuple(failed))
 
     def renew(self, queue: str, worker_ids: Sequence[str], lease: float) -> None:
         """Leases never lapse in one process: a worker here cannot die without the test."""
@@ -279,9 +295,8 @@ class MemoryDriver:
 
     def failed_jobs(self, queue: str, start: int = 0, count: int = 100) -> list[dict[str, Any]]:
         with self._cond:
-            ids = sorted(self._q(queue).failed, key=self._q(queue).failed.get)[
-                start : start + count
-            ]
+            failed = self._q(queue).failed
+            ids = sorted(failed, key=lambda job_id: failed[job_id])[start : start + count]
             return [public_record(i, copy.deepcopy(self._records[i])) for i in ids]
 
     def retry_failed(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
@@ -326,6 +341,13 @@ class MemoryDriver:
 
     def close(self) -> None:
         """Nothing to close: the queues live as long as the driver object."""
+
+
+def _waits_to_start(record: dict[str, Any]) -> bool:
+    """Claimed, not begun: a job not processing yet, or a failed() hook still pending."""
+    if record["status"] == "failed":
+        return record.get("hook") == HOOK_PENDING
+    return record["status"] != "processing"
 
 
 class MemorySession:

@@ -119,14 +119,71 @@ def test_a_delayed_job_that_becomes_earliest_wakes_idle_workers(redis_client):
 def test_requeue_respects_a_live_lease_and_reaps_an_expired_one(redis_client):
     _enqueue(redis_client, "default:a")
     _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
-    args = ["w1", "worker lost: its lease expired", 60_000, 1]
-    assert _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args) == -1
+    args = ["w1", "worker lost: its lease expired", 60_000, 1, 1]
+    assert _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args) == [-1]
     redis_client.zadd(K.workers, {"w1": 0})
-    assert _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args) == 1
+    assert _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args) == [1]
     assert redis_client.exists(K.wip("w1"), K.workers) == 0
     st = _state(redis_client, "default:a")
     assert st["status"] == "queued" and st["attempts"] == 1
     assert st["error"] == "worker lost: its lease expired"
+
+
+def test_requeue_fails_a_last_attempt_as_retry_or_fail_does(redis_client):
+    for job_id, worker in (("default:died", "w1"), ("default:raised", "w2")):
+        _enqueue(redis_client, job_id, max_tries=1)
+        _run(redis_client, "fetch", s.fetch_keys(K, worker), [worker, 1, 30_000, 100])
+    args = ["w1", "worker killed by signal 9", 60_000, 0, 1]
+    out = _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args)
+    assert out == [1, b"default:died", b"Record"]  # back once, for its failed() hook
+    args = ["default:raised", 0, "E: x", "tb", 60_000, 0]
+    assert _run(redis_client, "retry_or_fail", s.retry_or_fail_keys(K, "w2"), args) == 2
+    died, raised = _state(redis_client, "default:died"), _state(redis_client, "default:raised")
+    assert set(died) - {"hook"} == set(raised) - {"traceback"}
+    assert died["status"] == "failed" and died["hook"] == 1
+    assert died["expires_at"] - died["finished_at"] == 60_000
+    assert redis_client.zrange(K.failed, 0, -1) == [b"default:died", b"default:raised"]
+    assert redis_client.zscore(K.expire, "default:died") == died["expires_at"]
+    assert sum(int(n) for n in redis_client.hvals(K.stats)) == 2
+
+
+def _hook_entry(redis_client, job_id, hook):
+    """A job failed for good whose failed() hook is pending (1) or started (2)."""
+    record = {"job": "Record", "status": "failed", "attempts": 1, "hook": hook, "error": "killed"}
+    redis_client.hset(K.state, job_id, json.dumps(record))
+    redis_client.hset(K.payload, job_id, "{}")
+
+
+def test_a_hook_starts_with_the_claim_of_its_batch_or_the_start_script(redis_client):
+    _hook_entry(redis_client, "default:a", 1)
+    _hook_entry(redis_client, "default:b", 1)
+    redis_client.rpush(K.ready, "default:a", "default:b")
+    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 2, 30_000, 100])
+    assert [json.loads(out[4])["hook"], json.loads(out[7])["hook"]] == [2, 1]
+    assert _state(redis_client, "default:a")["hook"] == 2
+    assert _run(redis_client, "start", s.start_keys(K, "w1"), ["default:b", "w1"]) == 1
+    b = _state(redis_client, "default:b")
+    assert (b["status"], b["hook"], b["attempts"], "worker" in b) == ("failed", 2, 1, False)
+    assert _run(redis_client, "start", s.start_keys(K, "w1"), ["default:b", "w1"]) == 0
+
+
+def test_requeue_drops_only_a_hook_that_started(redis_client):
+    _hook_entry(redis_client, "default:started", 2)
+    _hook_entry(redis_client, "default:waiting", 1)
+    redis_client.rpush(K.wip("w1"), "default:started", "default:waiting")
+    args = ["w1", "timeout after 1 s", 60_000, 0, 1]
+    assert _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args) == [1]
+    started = _state(redis_client, "default:started")
+    assert "hook" not in started and started["hook_error"] == "timeout after 1 s"
+    waiting = _state(redis_client, "default:waiting")
+    assert waiting["hook"] == 1 and "hook_error" not in waiting
+    assert redis_client.lrange(K.ready, 0, -1) == [b"default:waiting"]
+    # a shutdown (no attempt counted) hands even a started hook back, pending again
+    _run(redis_client, "fetch", s.fetch_keys(K, "w2"), ["w2", 1, 30_000, 100])
+    assert _state(redis_client, "default:waiting")["hook"] == 2
+    args = ["w2", "worker stopped", 60_000, 0, 0]
+    assert _run(redis_client, "requeue", s.requeue_keys(K, "w2"), args) == [1]
+    assert _state(redis_client, "default:waiting")["hook"] == 1
 
 
 def test_fetch_reports_a_peer_whose_lease_lapsed(redis_client):

@@ -10,7 +10,9 @@ from helpers import wait_until
 from jobs import Fail, FollowUp, Record, runs
 
 from jobpool import Job, Outcome, QueueManager, Worker
+from jobpool.driver import Requeued
 from jobpool.errors import JobEncodeError, PayloadTooLargeError
+from jobpool.queue import RedisDriver
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -315,13 +317,16 @@ def test_dead_worker_jobs_are_requeued_and_count_as_attempts(qm, tmp_path):
     job.max_tries = 2
     job_id = qm.push(job)
     d = qm.pop()
-    assert qm.driver.requeue_worker("default", d.worker_id, "worker killed by signal 9") == 1
+    assert qm.driver.requeue_worker(
+        "default", d.worker_id, "worker killed by signal 9"
+    ) == Requeued(1)
     status = qm.get_job_status(job_id)
     assert status["status"] == "queued" and status["attempts"] == 1
     assert status["error"] == "worker killed by signal 9"
     d = qm.pop()
     assert d.attempts == 2
-    qm.driver.requeue_worker("default", d.worker_id, "worker killed by signal 9")
+    requeued = qm.driver.requeue_worker("default", d.worker_id, "worker killed by signal 9")
+    assert requeued == Requeued(1, ((job_id, "Record"),))  # back once more, for its hook
     status = qm.get_job_status(job_id)
     assert status["status"] == "failed" and status["failed_hook_pending"] is True
 
@@ -340,6 +345,83 @@ def test_failed_hook_runs_once_in_a_worker_after_deaths(qm, tmp_path):
     status = qm.get_job_status(job_id)
     assert status["status"] == "failed" and "failed_hook_pending" not in status
     assert qm.pop() is None
+
+
+def _fail_by_a_death(qm, path):
+    """Push a job whose only attempt dies with its worker: failed, its failed() hook pending."""
+    job = Fail(path)
+    job.max_tries = 1
+    job_id = qm.push(job)
+    qm.driver.requeue_worker("default", qm.pop().worker_id, "worker killed by signal 9")
+    return job_id
+
+
+def _claim_a_hook_behind_a_job(qm, tmp_path):
+    """Worker w2 claims, in one batch, a job and then the failed() hook entry of another."""
+    session = qm.driver.session()
+    first = qm.push(Record(str(tmp_path / "out")))
+    session.fetch("default", "w1", count=1)  # held, so that the hook entry queues behind it
+    hook = _fail_by_a_death(qm, str(tmp_path / "hook"))
+    session.release("w1", "default", [first])  # back to the front: [first, hook]
+    fetched = session.fetch("default", "w2", count=2)
+    assert [d.id for d in fetched.deliveries] == [first, hook]
+    return session, fetched.deliveries
+
+
+def test_a_hook_claimed_behind_a_job_that_kills_its_worker_still_runs(qm, tmp_path):
+    _, (first, hook) = _claim_a_hook_behind_a_job(qm, tmp_path)
+    requeued = qm.driver.requeue_worker("default", "w2", "timeout after 1 s")
+    status = qm.get_job_status(hook.id)
+    assert status["failed_hook_pending"] is True and "hook_error" not in status
+    assert status["error"] == "worker killed by signal 9"  # not the error of the job ahead
+    assert requeued == Requeued(2)  # both go back: nothing failed for good here
+    worker = Worker(qm)
+    assert worker.process(qm.pop()) is Outcome.COMPLETED  # the job that timed out, again
+    assert worker.process(qm.pop()) is Outcome.FAILED  # then the hook, in a worker
+    assert runs(tmp_path / "hook") == [
+        "failed:WorkerLostError:worker",
+        "killed",
+        "by",
+        "signal",
+        "9",
+    ]
+    status = qm.get_job_status(hook.id)
+    assert "failed_hook_pending" not in status and "hook_error" not in status
+    assert qm.counts()["failed"] == 1
+
+
+def test_a_worker_that_dies_inside_a_failed_hook_drops_only_that_hook(qm, tmp_path):
+    session, (first, hook) = _claim_a_hook_behind_a_job(qm, tmp_path)
+    session.complete(first)
+    assert session.start(hook).record["hook"] == 2  # started (with the ack, on Redis)
+    session.flush()
+    assert qm.driver.requeue_worker("default", "w2", "timeout after 1 s") == Requeued(0)
+    status = qm.get_job_status(hook.id)
+    assert "failed_hook_pending" not in status and status["hook_error"] == "timeout after 1 s"
+    assert status["error"] == "worker killed by signal 9"
+    assert qm.pop() is None  # a poison hook does not loop
+    assert runs(tmp_path / "hook") == []
+
+
+def test_a_last_attempt_that_dies_with_its_worker_fails_like_one_that_raised(qm, tmp_path):
+    raised = Fail(str(tmp_path / "out"))
+    raised.max_tries = 1
+    raised_id = qm.push(raised)
+    assert Worker(qm).process(qm.pop()) is Outcome.FAILED
+    died_id = qm.push(raised)
+    d = qm.pop()
+    requeued = qm.driver.requeue_worker("default", d.worker_id, "worker killed by signal 9")
+    assert requeued == Requeued(1, ((died_id, "Fail"),))
+    assert qm.get_job_status(died_id)["failed_hook_pending"] is True
+    assert Worker(qm).process(qm.pop()) is Outcome.FAILED  # its failed() hook
+    a, b = qm.get_job_status(raised_id), qm.get_job_status(died_id)
+    assert set(b) == set(a) - {"traceback"}  # no traceback: nothing raised
+    assert (b["status"], b["attempts"], b["error"]) == ("failed", 1, "worker killed by signal 9")
+    assert b["expires_at"] - b["finished_at"] == pytest.approx(a["expires_at"] - a["finished_at"])
+    assert [r["id"] for r in qm.failed_jobs()] == [raised_id, died_id]
+    assert qm.counts()["failed"] == 2
+    if isinstance(qm.driver, RedisDriver):  # the memory driver keeps no per-minute counts
+        assert qm.driver.stats("default")["failed_last_minute"] == 2
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
@@ -389,7 +471,8 @@ def test_a_dead_worker_costs_an_attempt_only_to_the_job_it_ran(qm, tmp_path):
     session = qm.driver.session()
     fetched = session.fetch("default", "w1", count=3)
     assert len(fetched.deliveries) == 3
-    assert qm.driver.requeue_worker("default", "w1", "worker killed by signal 9 (SIGKILL)") == 3
+    requeued = qm.driver.requeue_worker("default", "w1", "worker killed by signal 9 (SIGKILL)")
+    assert requeued == Requeued(3)
     first, *rest = (qm.get_job_status(i) for i in ids)
     assert first["status"] == "queued" and first["attempts"] == 1
     assert first["error"] == "worker killed by signal 9 (SIGKILL)"

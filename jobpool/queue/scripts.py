@@ -90,7 +90,7 @@ def retry_or_fail_keys(k: QueueKeys, worker_id: str) -> list[str]:
 
 
 def requeue_keys(k: QueueKeys, worker_id: str) -> list[str]:
-    return [k.workers, k.wip(worker_id), k.ready, k.state, k.failed, k.expire]
+    return [k.workers, k.wip(worker_id), k.ready, k.state, k.failed, k.expire, k.stats]
 
 
 def release_keys(k: QueueKeys, worker_id: str) -> list[str]:

@@ -14,14 +14,16 @@ Returns {ms until the next delayed job or -1, a worker id whose lease expired or
 A worker only fetches with empty hands, so anything still in its wip list is either what its
 blocking wait took for it (BLMOVE ready -> wip) or a claim whose reply was lost (a dropped
 connection): it goes back to the front of the queue, attempt not counted, and is claimed again
-right below, first in line. A wake token taken that way has no record and is dropped. ]]
+right below, first in line. A wake token taken that way has no record and is dropped.
+The first job of a batch starts with the claim: its attempt counts, or, for a failed job, its
+failed() hook is marked started (record field `hook`, see common.lua). ]]
 -- @include common
 local now = now_ms()
 local wid = ARGV[1]
 
 local stranded = redis.call('LRANGE', KEYS[6], 0, -1)
+if #stranded > 0 then redis.call('DEL', KEYS[6]) end  -- freeing first: a full server drains
 for i = #stranded, 1, -1 do hand_back(KEYS[1], KEYS[3], stranded[i], now) end
-if #stranded > 0 then redis.call('DEL', KEYS[6]) end
 
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
 if #due > 0 then
@@ -36,7 +38,7 @@ if #due > 0 then
   redis.call('RPUSH', KEYS[1], unpack(due))
 end
 
-redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), wid)
+set_lease(KEYS[5], wid, now + tonumber(ARGV[3]))
 
 -- Claim at most a fair share of what waits, so a short queue is spread over idle workers
 -- instead of being held by one; only the first job starts now, the others when the worker
@@ -55,11 +57,8 @@ while want > 0 do
   local st = raw and cjson.decode(raw)
   -- a failed job is here only to have its failed() hook run; anything else failed is stale
   if st and (st['status'] ~= 'failed' or st['hook']) then
-    if starting and st['status'] ~= 'failed' then
-      st['status'] = 'processing'
-      st['attempts'] = (st['attempts'] or 0) + 1
-      st['worker'] = wid
-      st['started_at'] = now
+    if starting then
+      begin(st, wid, now)
       raw = save_state(KEYS[3], id, st, now)
     end
     starting = false

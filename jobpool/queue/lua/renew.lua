@@ -5,5 +5,5 @@ ARGV[2..] worker ids
 Returns the new deadline. ]]
 -- @include common
 local deadline = now_ms() + tonumber(ARGV[1])
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], deadline, ARGV[i]) end
+for i = 2, #ARGV do set_lease(KEYS[1], ARGV[i], deadline) end
 return deadline

@@ -5,55 +5,56 @@ KEYS[3] ready    LIST  job ids ready to run (and wake tokens)
 KEYS[4] state    HASH  job id -> record JSON
 KEYS[5] failed   ZSET  job id -> time it failed (ms)
 KEYS[6] expire   ZSET  job id -> time its finished record is deleted (ms)
+KEYS[7] stats    HASH  finished jobs per 10 s bucket ("done:B", "failed:B")
 ARGV[1] worker id
 ARGV[2] reason, recorded as the attempt's error ("worker killed by signal 9")
 ARGV[3] failed records' time to live in ms
 ARGV[4] 1 to act only if the lease has expired (a peer reaping), 0 when the supervisor saw it die
 ARGV[5] 1 to count the running attempt (a death), 0 not to (a shutdown killed it past its grace)
-Returns the number of jobs handed back, or -1 if the lease is still live.
-A job out of attempts ends failed here but is also queued once more, flagged, so that a worker runs
-its failed() hook: user code never runs in the supervisor. A worker that dies inside that hook
-leaves the job failed without the hook, so a poison job cannot loop. ]]
+Returns {-1} if the lease is still live, else {the number of jobs handed back, then per job this
+call failed for good: id, job class}.
+A job out of attempts ends failed here but is also queued once more (counted as handed back),
+its record's `hook` pending (see common.lua), so that a worker runs its failed() hook: user code
+never runs in the supervisor. A worker that dies inside a started hook leaves the job failed
+without the hook, so a poison job cannot loop; a hook entry claimed behind the job that was
+running has not started, and goes back to the queue like any job of the batch. ]]
 -- @include common
 local now = now_ms()
 if ARGV[4] == '1' then
   local deadline = redis.call('ZSCORE', KEYS[1], ARGV[1])
-  if deadline and tonumber(deadline) >= now then return -1 end
+  if deadline and tonumber(deadline) >= now then return {-1} end
 end
 local ids = redis.call('LRANGE', KEYS[2], 0, -1)
-local handed = 0
+redis.call('DEL', KEYS[2])  -- freeing first: a full server still takes a requeue
+local out = {0}
 for i = #ids, 1, -1 do
   local id = ids[i]
   local st = load_state(KEYS[4], id)
-  if st and (ARGV[5] == '0' or (st['status'] ~= 'processing' and st['status'] ~= 'failed')) then
-    hand_back(KEYS[3], KEYS[4], id, now)  -- a shutdown, or claimed in a batch but not started
-    handed = handed + 1
-  elseif st then
+  if not st then  -- a wake token, or a job deleted meanwhile: nothing to hand back
+  elseif ARGV[5] == '1' and st['status'] == 'failed' and st['hook'] == HOOK_STARTED then
+    st['hook'] = nil  -- it died inside the failed() hook: never run that hook again
+    st['hook_error'] = ARGV[2]
     st['worker'] = nil
-    if st['status'] == 'failed' then
-      st['hook'] = nil
-      st['hook_error'] = ARGV[2]
-      save_state(KEYS[4], id, st, now)
+    save_state(KEYS[4], id, st, now)
+  elseif ARGV[5] == '0' or st['status'] ~= 'processing' then
+    hand_back(KEYS[3], KEYS[4], id, now)  -- a shutdown, or claimed in a batch but not started
+    out[1] = out[1] + 1
+  else
+    st['worker'] = nil
+    st['error'] = ARGV[2]
+    st['traceback'] = nil
+    if (st['attempts'] or 0) >= (st['max_tries'] or 1) then
+      st['hook'] = HOOK_PENDING
+      mark_failed(KEYS[4], KEYS[5], KEYS[6], KEYS[7], id, st, now, tonumber(ARGV[3]))
+      out[#out + 1] = id
+      out[#out + 1] = tostring(st['job'] or '?')
     else
-      st['error'] = ARGV[2]
-      st['traceback'] = nil
-      if (st['attempts'] or 0) >= (st['max_tries'] or 1) then
-        local expires = now + tonumber(ARGV[3])
-        st['status'] = 'failed'
-        st['hook'] = 1
-        st['finished_at'] = now
-        st['expires_at'] = expires
-        redis.call('ZADD', KEYS[5], now, id)
-        redis.call('ZADD', KEYS[6], expires, id)
-      else
-        st['status'] = 'queued'
-      end
+      st['status'] = 'queued'
       save_state(KEYS[4], id, st, now)
-      redis.call('LPUSH', KEYS[3], id)
-      handed = handed + 1
     end
+    redis.call('LPUSH', KEYS[3], id)
+    out[1] = out[1] + 1
   end
 end
-redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
-return handed
+return out

@@ -36,15 +36,10 @@ if not was_failed and ARGV[6] == '0' and (st['attempts'] or 0) < (st['max_tries'
   return 1
 end
 st['hook'] = nil
-if not was_failed then
-  local expires = now + tonumber(ARGV[5])
-  st['status'] = 'failed'
-  st['finished_at'] = now
-  st['expires_at'] = expires
-  redis.call('ZADD', KEYS[6], now, id)
-  redis.call('ZADD', KEYS[7], expires, id)
-  count_finished(KEYS[8], 'failed', 1, now)
+if was_failed then
+  save_state(KEYS[2], id, st, now)
+else
+  mark_failed(KEYS[2], KEYS[6], KEYS[7], KEYS[8], id, st, now, tonumber(ARGV[5]))
 end
-save_state(KEYS[2], id, st, now)
 prune(KEYS[7], KEYS[6], KEYS[2], KEYS[3], now, 10)
 return 2

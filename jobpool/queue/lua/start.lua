@@ -3,9 +3,10 @@ KEYS[1] wip      LIST  job ids this worker holds
 KEYS[2] state    HASH  job id -> record JSON
 ARGV[1] job id
 ARGV[2] worker id
-Returns 1 if the job is now processing, 0 if this worker does not hold it waiting to start.
+Returns 1 if the job is now processing (or, for a failed job, its failed() hook is now marked
+started), 0 if this worker does not hold it waiting to start.
 Claiming marks only the first job of a batch as started, so that a worker that dies holding a
-batch costs an attempt only to the job it was running. (The ack of the job before it usually
-starts it instead, in the same call.) ]]
+batch costs an attempt only to the job it was running, and loses only the hook it was running.
+(The ack of the job before it usually starts it instead, in the same call.) ]]
 -- @include common
-return start_job(KEYS[1], KEYS[2], ARGV[1], ARGV[2], now_ms())
+return start_job(KEYS[1], KEYS[2], ARGV[1], ARGV[2], now_ms(), true)

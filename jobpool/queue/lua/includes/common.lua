@@ -1,7 +1,22 @@
 -- Shared helpers, inlined by scripts.py wherever a script says "@include common".
 -- Times are integer milliseconds from the Redis server clock, so every host agrees on "now".
 -- Job records are JSON objects in the queue's state hash; see README "Key layout".
+--
+-- A full server (maxmemory, noeviction) refuses a command that may grow memory (HSET, RPUSH,
+-- ZADD, HINCRBY, ...) only as a script's first write: once a script has written, it runs to its
+-- end. Commands that free memory (LPOP, LREM, DEL, HDEL, ZREM) are never refused. So every
+-- script a worker or the master runs on the job path frees first (a lease or a record is
+-- replaced by removing it, then writing it), and a full server still drains; only enqueue,
+-- which can only add, is refused.
 local WAKE = '~wake'  -- a token in the ready list that wakes idle workers; never a job id
+
+-- The record field `hook` of a job failed for good by its worker's death, whose failed() hook a
+-- worker must still run: HOOK_PENDING while its entry waits in the queue or sits claimed behind
+-- another job of a batch, HOOK_STARTED once a worker began it (the claim of the first job of a
+-- batch, or the start of a later one). A worker that dies in a started hook loses that hook; a
+-- pending one goes back to the queue. No field once the hook ran, or was given up.
+local HOOK_PENDING = 1
+local HOOK_STARTED = 2
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -57,8 +72,16 @@ local function prune(expire_key, failed_key, state_key, payload_key, now, limit)
   if #old > 0 then redis.call('ZREM', expire_key, unpack(old)) end
 end
 
+-- Set a worker's lease deadline. Removing the entry first makes this a freeing first write,
+-- so a full server still takes it: a refused renewal would let live workers' leases lapse.
+local function set_lease(workers_key, wid, deadline)
+  redis.call('ZREM', workers_key, wid)
+  redis.call('ZADD', workers_key, deadline, wid)
+end
+
 -- Hand a claimed job back to the front of the ready list without counting the attempt: it was
--- claimed but never run to an outcome (shutdown, or a claim whose reply never arrived).
+-- claimed but never run to an outcome (shutdown, or a claim whose reply never arrived). A
+-- failed() hook handed back is pending again.
 local function hand_back(ready_key, state_key, id, now)
   local st = load_state(state_key, id)
   if not st then return end
@@ -67,20 +90,38 @@ local function hand_back(ready_key, state_key, id, now)
     st['status'] = 'queued'
     st['worker'] = nil
     save_state(state_key, id, st, now)
+  elseif st['hook'] == HOOK_STARTED then
+    st['hook'] = HOOK_PENDING
+    save_state(state_key, id, st, now)
   end
   redis.call('LPUSH', ready_key, id)
 end
 
--- Begin a job this worker claimed in a batch: its attempt counts from here. Returns 1 if it is
--- now processing, 0 if the worker does not hold it waiting to start.
-local function start_job(wip_key, state_key, id, wid, now)
+-- Mark a record begun by worker `wid`: a job as processing, its attempt counted; a failed job's
+-- pending failed() hook as started.
+local function begin(st, wid, now)
+  if st['status'] == 'failed' then
+    st['hook'] = HOOK_STARTED
+  else
+    st['status'] = 'processing'
+    st['attempts'] = (st['attempts'] or 0) + 1
+    st['worker'] = wid
+    st['started_at'] = now
+  end
+end
+
+-- Begin a job this worker claimed in a batch: its attempt counts from here; or, for a failed
+-- job, mark its failed() hook started. Returns 1 if it started now, 0 if the worker does not
+-- hold it waiting to start.
+local function start_job(wip_key, state_key, id, wid, now, first_write)
   if not redis.call('LPOS', wip_key, id) then return 0 end
   local st = load_state(state_key, id)
-  if not st or st['status'] == 'processing' or st['status'] == 'failed' then return 0 end
-  st['status'] = 'processing'
-  st['attempts'] = (st['attempts'] or 0) + 1
-  st['worker'] = wid
-  st['started_at'] = now
+  if not st or st['status'] == 'processing' then return 0 end
+  if st['status'] == 'failed' and st['hook'] ~= HOOK_PENDING then return 0 end
+  begin(st, wid, now)
+  -- As a script's first write, replace the record rather than overwrite it: a delete frees
+  -- memory, so a full server lets the script go on.
+  if first_write then redis.call('HDEL', state_key, id) end
   save_state(state_key, id, st, now)
   return 1
 end
@@ -97,4 +138,18 @@ local function count_finished(stats_key, kind, n, now)
       if b and b < bucket - 12 then redis.call('HDEL', stats_key, old) end
     end
   end
+end
+
+-- Fail a job for good: the one place that does, so that every way to fail (its code raised, or
+-- its worker died on its last attempt) leaves the same record and counts the same. Saves `st`.
+local function mark_failed(state_key, failed_key, expire_key, stats_key, id, st, now, ttl_ms)
+  local expires = now + ttl_ms
+  st['status'] = 'failed'
+  st['worker'] = nil
+  st['finished_at'] = now
+  st['expires_at'] = expires
+  save_state(state_key, id, st, now)
+  redis.call('ZADD', failed_key, now, id)
+  redis.call('ZADD', expire_key, expires, id)
+  count_finished(stats_key, 'failed', 1, now)
 end
