@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -12,10 +13,12 @@ import urllib.request
 
 import pytest
 from helpers import free_port, wait_until
-from jobs import Fail, KillSelf, Record
+from jobs import Fail, KillSelf, Record, Sleep
 from masters import REPO, TESTS, toml
 
 from jobpool import QueueManager, Worker
+from jobpool.metrics import Metrics
+from jobpool.queue import RedisDriver
 
 
 @pytest.fixture
@@ -141,3 +144,119 @@ def test_json_logs_carry_job_id_queue_and_class(master, redis_url, qm, tmp_path)
     done = [r for r in records if r.get("job_id") == job_id]
     assert done and done[0]["queue"] == "default" and done[0]["job_class"] == "Record"
     assert re.match(r"completed in", done[0]["message"])
+
+
+RESTART_REASONS = ("crash", "memory", "max_jobs", "timeout")
+
+
+def test_metrics_show_the_oldest_waiting_job_restarts_at_zero_and_no_created_series(
+    master, redis_url, qm, tmp_path
+):
+    port = free_port()
+    cfg = toml(redis_url, pool={"prefetch": 1}, queues={"default": {"workers": 1}})
+    master(cfg + f'[metrics]\nlisten = "127.0.0.1:{port}"\n', workers=1)
+    samples = scrape(port)
+    for reason in RESTART_REASONS:
+        assert samples[f'jobpool_worker_restarts_total{{queue="default",reason="{reason}"}}'] == 0
+    oldest = 'jobpool_queue_oldest_age_seconds{queue="default"}'
+    assert samples[oldest] == 0
+    path = tmp_path / "out"
+    qm.push(Sleep(str(path), 2))  # holds the only worker
+    wait_until(lambda: path.exists(), 10)
+    waiting = qm.push(Record(str(path)))  # waits behind it
+    assert wait_until(lambda: scrape(port)[oldest] >= 0.3, 5)
+    wait_until(lambda: qm.get_job_status(waiting)["status"] == "completed", 10)
+    completed = 'jobpool_jobs_total{job_class="Record",outcome="completed",queue="default"}'
+    samples = wait_until(lambda: (s := scrape(port)).get(completed) == 1 and s, 5)
+    assert not [name for name in samples if "_created" in name]
+
+
+def test_metrics_scrape_survives_any_redis_error_and_logs_it_once(redis_client, caplog):
+    from prometheus_client import generate_latest
+
+    redis_client.set("jobpool:{default}:ready", "not a list")  # WRONGTYPE: a ResponseError
+    queues = ["default", "emails"]  # emails reads well: the error is logged once all the same
+    metrics = Metrics(("127.0.0.1", 0), RedisDriver(redis_client), lambda: queues)
+    with caplog.at_level(logging.WARNING, logger="jobpool.metrics"):
+        for _ in range(3):
+            text = generate_latest(metrics.registry).decode()
+            assert 'jobpool_workers{queue="default",state="idle"} 0.0' in text
+            assert 'jobpool_queue_jobs{queue="emails",state="ready"} 0.0' in text
+    warnings = [r for r in caplog.records if r.name == "jobpool.metrics"]
+    assert len(warnings) == 1 and "WRONGTYPE" in warnings[0].getMessage()
+
+
+def test_stats_lists_queues_that_hold_jobs_but_have_no_workers(redis_url, redis_client, tmp_path):
+    cfg = tmp_path / "jobpool.toml"
+    cfg.write_text(toml(redis_url, queues={"default": {"workers": 1}}))
+    path = str(tmp_path / "out")
+    with QueueManager(redis_url) as qm, QueueManager(redis_url, prefix="other") as elsewhere:
+        qm.push(Record(path), "orphans")
+        qm.later(Record(path), 60, "later-only")
+        failing = Fail(path)
+        failing.max_tries = 1
+        qm.push(failing, "broken")
+        Worker(qm, "broken").process(qm.pop("broken"))
+        elsewhere.push(Record(path), "not-ours")
+    redis_client.config_resetstat()
+    stats = json.loads(_stats(cfg, "--json"))
+    assert set(stats) == {"default", "orphans", "later-only", "broken"}
+    assert stats["default"]["unserved"] is False
+    assert stats["orphans"]["unserved"] is True and stats["orphans"]["ready"] == 1
+    assert stats["later-only"]["unserved"] is True and stats["later-only"]["delayed"] == 1
+    # the Worker above still holds a lease on "broken": someone serves it, for now
+    assert stats["broken"]["failed"] == 1 and stats["broken"]["workers"] == 1
+    assert stats["broken"]["unserved"] is False
+    commands = redis_client.info("commandstats")
+    assert "cmdstat_scan" in commands and "cmdstat_keys" not in commands
+    rows = {line.split()[0]: line for line in _stats(cfg).splitlines()[1:]}
+    assert "unserved" in rows["orphans"] and "unserved" not in rows["default"]
+    only = json.loads(_stats(cfg, "--json", "default"))
+    assert set(only) == {"default"}
+
+
+def test_counts_and_stats_leave_out_wake_tokens(redis_url, redis_client, qm, tmp_path):
+    for worker_id in ("w1", "w2"):  # two idle workers: a delayed job wakes both
+        qm.driver.fetch("default", worker_id)
+    qm.later(Record(str(tmp_path / "out")), 60)
+    assert redis_client.lrange("jobpool:{default}:ready", 0, -1) == [b"~wake", b"~wake"]
+    assert qm.counts()["ready"] == 0 and qm.size() == 1
+    qm.push(Record(str(tmp_path / "out")))
+    stats = qm.driver.stats("default")
+    assert (stats["ready"], stats["delayed"]) == (1, 1)
+    assert stats["oldest_waiting_age"] is not None
+
+
+def test_oldest_waiting_counts_a_due_delayed_job_nobody_promoted(qm, redis_client, tmp_path):
+    qm.later(Record(str(tmp_path / "out")), 0.05)  # due soon; no worker fetches to promote it
+    time.sleep(0.3)
+    age = qm.driver.stats("default")["oldest_waiting_age"]
+    assert age is not None and 0.2 <= age < 5
+
+
+UNSERVED_JOBS = (
+    "from jobpool import Job\n\n"
+    "class Report(Job):\n    queue = 'reports'\n\n"
+    "    def handle(self):\n        pass\n"
+)
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_start_warns_once_of_a_job_class_whose_queue_has_no_workers(
+    master, redis_url, redis_client, tmp_path, preload
+):
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "routed_jobs.py").write_text(UNSERVED_JOBS)
+    queues = {"default": {"workers": 2}, "emails": {"workers": 1}}
+    cfg = toml(redis_url, imports=["jobs", "routed_jobs"], pool={"preload": preload}, queues=queues)
+    m = master(cfg, workers=3, pythonpath=[mods])
+
+    def registered() -> bool:  # every worker has imported its jobs and fetched once
+        return [redis_client.zcard(f"jobpool:{{{q}}}:workers") for q in queues] == [2, 1]
+
+    wait_until(registered, 15)
+    m.wait_log("routed_jobs:Report")
+    warnings = [line for line in m.log().splitlines() if "routed_jobs:Report" in line]
+    assert len(warnings) == 1, m.log()
+    assert "'reports'" in warnings[0] and "WARNING" in warnings[0].upper()
