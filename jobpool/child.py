@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, NoReturn
 from jobpool import exitcodes, signals
 from jobpool.board import Board, Running
 from jobpool.events import TitleEvents
-from jobpool.procinfo import die_with_parent, owned_memory, rss_self
+from jobpool.procinfo import die_with_parent, owned_memory, rss_self, same_file
+from jobpool.sizes import format_size
 
 if TYPE_CHECKING:
     from jobpool.config import Config, QueueConfig
@@ -58,6 +59,8 @@ class Child:
     started: float
     board: Board
     ready: bool = False  # the child imported its jobs, connected, and takes work
+    report_closed: bool = False  # end of file on its pipe: it exited, or a job closed it
+    report_lost: bool = False  # ... and it lives on: said once in the log
     draining_since: float | None = None
     kill_reason: str | None = None
     count_attempt: bool = True
@@ -116,6 +119,7 @@ class ChildEvents(TitleEvents):
     ):
         super().__init__(slot.name)
         self.report_fd = report_fd
+        self._pipe = same_file(report_fd)
         self.board = board
         self.master_pid = master_pid
         self.memory_limit = qcfg.memory_limit
@@ -134,6 +138,8 @@ class ChildEvents(TitleEvents):
         self._report("R\n")
 
     def _report(self, line: str) -> None:
+        if not self._pipe():  # a job closed it, and the number may now be a Redis socket's
+            return
         with contextlib.suppress(OSError):  # a master that stopped reading must not stall us
             os.write(self.report_fd, line.encode())
 
@@ -169,25 +175,25 @@ class ChildEvents(TitleEvents):
             return "orphaned"
         if self.max_jobs and self.jobs >= self.max_jobs:
             return "max_jobs"
-        if self.memory_limit and self._over_memory_limit():
+        if self.memory_limit and self._over_memory_limit(self.memory_limit):
             return "memory"
         return None
 
-    def _over_memory_limit(self) -> bool:
+    def _over_memory_limit(self, limit: int) -> bool:
         """USS (with subprocesses) above the limit. RSS bounds USS from above and costs one
         small read, so the exact figure is only computed when RSS is over, or once a second
         to catch memory held by the child's own subprocesses."""
         now = time.monotonic()
-        if rss_self() <= self.memory_limit and now < self._next_full_check:
+        if rss_self() <= limit and now < self._next_full_check:
             return False
         self._next_full_check = now + FULL_MEMORY_CHECK
         used = owned_memory(os.getpid())
-        if used > self.memory_limit:
+        if used > limit:
             log.info(
-                "worker %s uses %d bytes, above memory_limit %d: leaving after this job",
+                "worker %s uses %s, above memory_limit %s: leaving after this job",
                 os.getpid(),
-                used,
-                self.memory_limit,
+                format_size(used),
+                format_size(limit),
             )
             return True
         return False
@@ -209,6 +215,7 @@ def spawn(
     with sigq.blocked():
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child; measured by the supervisor tests
+            _lead_own_group()
             os.close(read_fd)
             _child_main(
                 cfg,
@@ -221,7 +228,17 @@ def spawn(
                 [*close_fds, sigq.read_fd, sigq.write_fd],
             )
     os.close(write_fd)
+    with contextlib.suppress(OSError):  # both sides set it, so no kill can come before it
+        os.setpgid(pid, pid)
     return pid, read_fd
+
+
+def _lead_own_group() -> None:  # pragma: no cover - runs in the forked child
+    """Make the worker the leader of a process group of its own, which the processes its jobs
+    start join: the master's kill (a timeout, a hard memory limit) reaches them all. Ctrl-C in
+    a terminal then reaches the master only, which drains the workers itself."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
 
 
 def _child_main(
@@ -261,6 +278,7 @@ def _serve(
 ) -> int:  # pragma: no cover - runs in the forked child
     from jobpool.job import import_job_modules
     from jobpool.manager import QueueManager
+    from jobpool.unserved import unserved_job_warnings, warns_here
     from jobpool.worker import Worker
 
     qcfg = cfg.queue(slot.queue)
@@ -271,6 +289,9 @@ def _serve(
         except ImportError as exc:
             log.error("worker %s cannot start: %s", slot.name, exc)
             return exitcodes.IMPORT_FAILED
+        if warns_here(cfg, slot.queue, slot.index):  # one worker speaks for all (no preload)
+            for warning in unserved_job_warnings(cfg):
+                log.warning("%s", warning)
     manager = QueueManager.from_config(cfg)
     worker = Worker(
         manager,

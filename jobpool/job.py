@@ -70,7 +70,7 @@ def encode_job(job: Job) -> str:
     attrs = vars(job)
     try:
         return _encode({"job": type(job).job_name, "attrs": attrs})
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise JobEncodeError(_explain_unencodable(job, attrs, exc)) from None
 
 
@@ -78,6 +78,11 @@ def _explain_unencodable(job: Job, attrs: dict[str, Any], exc: Exception) -> str
     for key, value in attrs.items():
         try:
             json.dumps(value, allow_nan=False)
+        except RecursionError:
+            return (
+                f"{type(job).__name__}: attribute {key!r} is nested too deeply to store as JSON "
+                "(or refers to itself)"
+            )
         except (TypeError, ValueError):
             kind = "a non-finite float" if _non_finite(value) else type(value).__name__
             return (
@@ -97,6 +102,8 @@ def decode_job(body: bytes | str) -> Job:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise JobDecodeError(f"payload is not valid JSON ({exc}); it may be truncated") from None
+    except RecursionError:
+        raise JobDecodeError("payload is nested too deeply to decode") from None
     if not isinstance(data, dict) or not isinstance(data.get("job"), str):
         raise JobDecodeError("payload has no job class name (expected {'job': ..., 'attrs': ...})")
     attrs = data.get("attrs")

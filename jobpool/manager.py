@@ -58,14 +58,19 @@ class QueueManager:
         from jobpool.config import Config, load_config
 
         cfg = config if isinstance(config, Config) else load_config(config)
-        ttl = {"completed_ttl": cfg.jobs.completed_ttl, "failed_ttl": cfg.jobs.failed_ttl}
-        if cfg.driver == "memory":
-            connection: Any = MemoryDriver(**ttl)
-        else:
+        connection: Any = None
+        if cfg.driver == "redis":
             from jobpool.connection import client_from_config
 
-            connection = RedisDriver(client_from_config(cfg.redis), prefix=cfg.redis.prefix, **ttl)
-        return cls(connection, default_queue=cfg.default_queue, max_payload=cfg.jobs.max_payload)
+            connection = client_from_config(cfg.redis)
+        return cls(
+            connection,
+            prefix=cfg.redis.prefix,
+            default_queue=cfg.default_queue,
+            completed_ttl=cfg.jobs.completed_ttl,
+            failed_ttl=cfg.jobs.failed_ttl,
+            max_payload=cfg.jobs.max_payload,
+        )
 
     def _queue(self, job: Job | None, queue: str | None) -> str:
         name = queue or getattr(job, "queue", None) or self.default_queue
@@ -75,6 +80,12 @@ class QueueManager:
 
     def _prepare(self, job: Job, queue: str) -> tuple[str, str, dict[str, Any]]:
         body = encode_job(job)
+        if type(job).job_name.startswith("__main__:") and not isinstance(self.driver, MemoryDriver):
+            raise JobEncodeError(
+                f"{type(job).__name__} is defined in __main__ (the script being run): workers "
+                "import job classes by module and can never import __main__; move the class "
+                "into a module listed in `imports`"
+            )
         max_tries, _, _ = job_settings(job)
         if len(body) > self.max_payload:
             raise PayloadTooLargeError(
@@ -192,9 +203,9 @@ def _seconds(delay: Delay) -> float:
 
 
 def _make_driver(connection: Any, prefix: str, completed_ttl: float, failed_ttl: float) -> Driver:
-    ttl = {"completed_ttl": completed_ttl, "failed_ttl": failed_ttl}
     if connection is None:
-        return MemoryDriver(**ttl)
+        return MemoryDriver(completed_ttl=completed_ttl, failed_ttl=failed_ttl)
+    client = connection
     if isinstance(connection, str):
         from jobpool.connection import client_from_config, client_from_url
 
@@ -202,8 +213,11 @@ def _make_driver(connection: Any, prefix: str, completed_ttl: float, failed_ttl:
             from jobpool.config import RedisConfig
 
             cfg = RedisConfig(url="embedded", data_dir=Path(".jobpool").absolute())
-            return RedisDriver(client_from_config(cfg), prefix=prefix, **ttl)
-        return RedisDriver(client_from_url(connection), prefix=prefix, **ttl)
-    if isinstance(connection, redis.Redis):
-        return RedisDriver(connection, prefix=prefix, **ttl)
+            client = client_from_config(cfg)
+        else:
+            client = client_from_url(connection)
+    if isinstance(client, redis.Redis):
+        return RedisDriver(
+            client, prefix=prefix, completed_ttl=completed_ttl, failed_ttl=failed_ttl
+        )
     return connection

@@ -8,6 +8,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+from collections.abc import Callable
 
 import psutil
 import setproctitle
@@ -62,3 +63,22 @@ def owned_memory(pid: int) -> int:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += child.memory_full_info().uss
     return total
+
+
+def same_file(fd: int) -> Callable[[], bool]:
+    """A check that `fd` still is the file it is now. A job may close its worker's descriptors,
+    and the next socket opened takes the lowest free number: writing to a number that changed
+    hands would write into that socket."""
+    try:
+        first = os.fstat(fd)
+    except OSError:
+        return lambda: False
+
+    def check() -> bool:
+        try:
+            now = os.fstat(fd)
+        except OSError:
+            return False
+        return (now.st_dev, now.st_ino) == (first.st_dev, first.st_ino)
+
+    return check

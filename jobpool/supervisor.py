@@ -16,8 +16,10 @@ import socket
 import time
 from dataclasses import dataclass
 
+import redis
+
 from jobpool import exitcodes
-from jobpool.board import Board
+from jobpool.board import Board, Running
 from jobpool.child import Child, Slot, spawn
 from jobpool.config import Config, ConfigError, load_config
 from jobpool.connection import CONNECTION_ERRORS
@@ -25,6 +27,7 @@ from jobpool.driver import Driver
 from jobpool.metrics import make_metrics
 from jobpool.pool import PoolPlan
 from jobpool.procinfo import owned_memory, set_title
+from jobpool.queue.replies import ReplyLog
 from jobpool.restarts import RestartPolicy, describe_exit
 from jobpool.signals import SignalQueue
 from jobpool.sizes import format_size
@@ -45,7 +48,7 @@ class Stop(Exception):
 
 @dataclass
 class _Pending:
-    """A dead worker whose jobs could not be requeued yet (Redis was unreachable)."""
+    """A dead worker whose jobs could not be requeued yet (Redis unreachable, or refusing)."""
 
     queue: str
     worker_id: str
@@ -76,6 +79,7 @@ class Supervisor:
         self._next_memory_check = 0.0
         self.notify = Notifier()
         self._ready_sent = False
+        self._refusals = ReplyLog(log)
         self.metrics = make_metrics(config.metrics.address, driver, self.queue_names)
         self.driver = driver
 
@@ -96,12 +100,13 @@ class Supervisor:
 
     def _step(self) -> None:
         now = time.monotonic()
-        report_fds = [c.report_fd for c in self.children.values()]
+        report_fds = [c.report_fd for c in self.children.values() if not c.report_closed]
         received, readable = self.signals.wait(self._sleep_time(now), report_fds)
         for signum in received:
             self._on_signal(signum)
         self._read_reports(readable)
         self._reap()
+        self._warn_closed_pipes()
         now = time.monotonic()
         self._retry_pending()
         self._renew_leases(now)
@@ -165,13 +170,15 @@ class Supervisor:
                 "SIGHUP: %s is invalid, keeping the running config:\n%s", self.config_path, exc
             )
             return
-        old = self.config
+        for section in ("redis", "metrics"):
+            if getattr(new, section) != getattr(self.config, section):
+                log.error(
+                    "SIGHUP: [%s] changed: restart jobpool to apply; keeping the running config",
+                    section,
+                )
+                return
         removed = self.plan.reload(new)
         self.config = new
-        if new.redis != old.redis:
-            from jobpool.manager import QueueManager
-
-            self.driver = QueueManager.from_config(new).driver
         log.info(
             "SIGHUP: reloaded %s (removed: %s): %s",
             self.config_path,
@@ -184,8 +191,22 @@ class Supervisor:
     def _read_reports(self, readable: list[int]) -> None:
         for child in self.children.values():
             if child.report_fd in readable:
-                child.read_reports()
+                # End of file: the child exited, or a job closed its descriptors. Stop watching
+                # the pipe, or select() would report it readable forever.
+                child.report_closed = not child.read_reports()
                 self._count_finished(child)
+
+    def _warn_closed_pipes(self) -> None:
+        """After reaping: a child still here whose pipe closed lost it to a job."""
+        for child in self.children.values():
+            if child.report_closed and not child.report_lost:
+                child.report_lost = True
+                log.warning(
+                    "worker %s (pid %d) closed its report pipe (a job closed its descriptors); "
+                    "its job counts no longer reach the metrics until it is replaced",
+                    child.slot.name,
+                    child.pid,
+                )
 
     def _count_finished(self, child: Child) -> None:
         for job_class, outcome, took in child.finished:
@@ -218,7 +239,9 @@ class Supervisor:
         )
         for outcome, n in child.outcomes.items():
             self.stats[outcome] = self.stats.get(outcome, 0) + n
-        self._requeue(child.slot.queue, child.worker_id, ended.detail, ended.count_attempt)
+        failed = self._requeue(
+            child.slot.queue, child.worker_id, ended.detail, ended.count_attempt, busy
+        )
         delay = self.restarts.exited(
             (child.slot.queue, child.slot.index), now - child.started, ended.crash, now
         )
@@ -226,7 +249,12 @@ class Supervisor:
             self.stats["restarts"] += 1
             self.metrics.worker_exited(child.slot.queue, ended.reason)
         level = EXIT_REASON_LOG.get(ended.reason, logging.WARNING)
-        job = f"; job {busy.job_id} requeued" if busy else ""
+        job = ""
+        if busy:
+            fate = (
+                "failed for good: its attempts are used up" if busy.job_id in failed else "requeued"
+            )
+            job = f"; job {busy.job_id} {fate}"
         backoff = f"; restarting in {delay:g}s" if delay and self.draining_since is None else ""
         log.log(
             level,
@@ -240,13 +268,32 @@ class Supervisor:
             backoff,
         )
 
-    def _requeue(self, queue: str, worker_id: str, reason: str, count_attempt: bool) -> None:
-        """Hand a dead worker's jobs back at once: no waiting for its lease to lapse."""
+    def _requeue(
+        self,
+        queue: str,
+        worker_id: str,
+        reason: str,
+        count_attempt: bool,
+        busy: Running | None = None,
+    ) -> set[str]:
+        """Hand a dead worker's jobs back at once: no waiting for its lease to lapse. Returns
+        the ids of the jobs that its death failed for good (counted here: no worker reports
+        them). What Redis cannot do now stays pending and is tried again every tick."""
         try:
-            self.driver.requeue_worker(queue, worker_id, reason, count_attempt=count_attempt)
+            done = self.driver.requeue_worker(queue, worker_id, reason, count_attempt=count_attempt)
         except CONNECTION_ERRORS as exc:
             log.warning("cannot requeue the jobs of %s yet (%s); will retry", worker_id, exc)
-            self.pending.append(_Pending(queue, worker_id, reason, count_attempt))
+        except redis.ResponseError as exc:
+            self._refusals.report(exc, f"requeueing the jobs of {worker_id} (will retry)")
+        else:
+            now = time.monotonic()
+            for job_id, job_class in done.failed:
+                took = now - busy.started if busy and busy.job_id == job_id else 0.0
+                self.metrics.job_finished(queue, job_class, "failed", took)
+                self.stats["failed"] += 1
+            return {job_id for job_id, _ in done.failed}
+        self.pending.append(_Pending(queue, worker_id, reason, count_attempt))
+        return set()
 
     def _retry_pending(self) -> None:
         pending, self.pending = self.pending, []
@@ -266,6 +313,9 @@ class Supervisor:
             self._next_renewal = now + min(leases) / 3
         except CONNECTION_ERRORS as exc:
             log.warning("cannot renew worker leases (%s); retrying", exc)
+            self._next_renewal = now + 1.0
+        except redis.ResponseError as exc:
+            self._refusals.report(exc, "renewing worker leases (retrying every second)")
             self._next_renewal = now + 1.0
 
     def _enforce_limits(self, now: float) -> None:
@@ -305,10 +355,15 @@ class Supervisor:
             )
 
     def _kill(self, child: Child, reason: str, count: bool = True) -> None:
+        """SIGKILL the worker's process group: the worker and every process its job started
+        (each worker leads its own group), so nothing it began outlives it unsupervised."""
         child.kill_reason = reason
         child.count_attempt = count
         log.warning("killing worker %s (pid %d): %s", child.slot.name, child.pid, reason)
-        _signal(child.pid, signal.SIGKILL)
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            _signal(child.pid, signal.SIGKILL)  # not a group leader yet: just forked
 
     def _stop_child(self, child: Child) -> None:
         if child.draining_since is None:
@@ -373,8 +428,11 @@ class Supervisor:
         )
         if not self.notify.enabled:
             return
+        if self.draining_since is not None:  # the drain's STATUS stays until the master exits
+            self.notify.watchdog(now)
+            return
         status = self.status_line()
-        if not self._ready_sent and self.draining_since is None and self._pool_is_up():
+        if not self._ready_sent and self._pool_is_up():
             self._ready_sent = True
             self.notify.ready(status)
         else:

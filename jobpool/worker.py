@@ -7,15 +7,21 @@ a job holding the CPU or the GIL cannot let the lease lapse.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import inspect
 import logging
 import os
+import select
 import signal
 import socket
 import time
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import redis
 
 from jobpool.backoff import Backoff, retry_wait
 from jobpool.connection import CONNECTION_ERRORS
@@ -25,6 +31,8 @@ from jobpool.errors import JobDecodeError, WorkerLostError
 from jobpool.events import WorkerEvents
 from jobpool.job import Job, decode_job, job_settings
 from jobpool.lease import LeaseKeeper
+from jobpool.procinfo import same_file
+from jobpool.queue.replies import ReplyLog
 
 if TYPE_CHECKING:
     from jobpool.manager import QueueManager
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobpool.worker")
 IDLE_TICK = 1.0  # most seconds an idle worker waits before it looks for expired leases again
 BATCH_SECONDS = 0.05  # a claimed job should wait about this long at most behind its batch
+REFUSED_BACKOFF_CAP = 15.0  # longest pause between tries while Redis refuses (full, read-only)
 
 
 class WorkerShutdown(BaseException):
@@ -76,7 +85,11 @@ class Worker:
         self.jobs_done = 0
         self._job_seconds = BATCH_SECONDS / 8  # running estimate of one job's time; 8 at first
         self._wakeup_r: int | None = None
+        self._wakeup_intact: Callable[[], bool] = lambda: True
         self._exiting = False  # handing back at exit: a late signal must not cut that short
+        self._pid = os.getpid()  # a job that forks must not let its child act as this worker
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._refusals = ReplyLog(log)
 
     # -- one job -----------------------------------------------------------------------------
 
@@ -90,26 +103,30 @@ class Worker:
     def _run_one(self, delivery: Delivery) -> Outcome:
         delivery = self.session.start(delivery)
         outcome = self._process(delivery)
-        self.events.job_finished(delivery, outcome)
+        if not delivery.hook_only:  # a hook's job was counted failed when its worker died
+            self.events.job_finished(delivery, outcome)
         return outcome
 
     def _process(self, delivery: Delivery) -> Outcome:
         try:
             job = decode_job(delivery.body)
-        except JobDecodeError as exc:
-            log.error("job cannot run: %s", exc, extra=job_fields(delivery))
-            return self._record_failure(delivery, None, exc, force=True)
+        except Exception as exc:  # noqa: BLE001 - a hostile payload fails its job, not the worker
+            error = exc if isinstance(exc, JobDecodeError) else JobDecodeError(f"{exc!r}")
+            log.error("job cannot run: %s", error, extra=job_fields(delivery))
+            return self._record_failure(delivery, None, error, force=True)
         if delivery.hook_only:
             return self._finish_lost(delivery, job)
         self.events.job_started(delivery, job)
         started = time.monotonic()
         try:
             with running_with(self.manager):
-                job.handle()
+                self._run_user_code(job.handle)
         except WorkerShutdown:
+            self._leave_if_forked(1)
             self._call(lambda: self.session.release(self.worker_id, delivery.queue, [delivery.id]))
             raise
         except BaseException as exc:  # noqa: BLE001 - a job's SystemExit/KeyboardInterrupt too
+            self._leave_if_forked(1)
             return self._record_failure(delivery, job, exc, took=time.monotonic() - started)
         took = time.monotonic() - started
         self.session.complete(delivery)  # a lapsed lease is logged when the reply is read
@@ -159,12 +176,62 @@ class Worker:
     def _run_failed_hook(self, job: Job, exc: BaseException, delivery: Delivery) -> None:
         try:
             with running_with(self.manager):
-                job.failed(exc)
+                self._run_user_code(job.failed, exc)
+        except WorkerShutdown:
+            self._leave_if_forked(1)
+            raise
         except BaseException:  # noqa: BLE001 - the hook must never take the worker down
+            self._leave_if_forked(1)
             log.exception("the job's failed() hook raised", extra=job_fields(delivery))
 
+    def _run_user_code(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Call a job's method; an awaitable it returns (an `async def` method's coroutine) is
+        run to its end on this worker's event loop, so async jobs keep every promise sync jobs
+        do. Returns only in the process that called it: see _leave_if_forked."""
+        result = func(*args)
+        self._leave_if_forked()
+        if inspect.isawaitable(result):
+            result = self._loop().run_until_complete(_await(result))
+            self._leave_if_forked()
+        return result
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The worker's event loop, made at its first async job and kept for its life: clients
+        and pools a job keeps on the loop stay usable by the next job."""
+        if self._event_loop is None:
+            self._event_loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._event_loop)
+        return self._event_loop
+
+    def _close_loop(self) -> None:
+        loop, self._event_loop = self._event_loop, None
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(Exception):
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:  # what jobs left running in the background
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        asyncio.set_event_loop(None)
+
+    def _leave_if_forked(self, code: int = 0) -> None:
+        """A job that called os.fork() and whose child came back here: the child shares this
+        worker's id and claimed jobs, and must never ack, fail or hand them back. It leaves at
+        once, skipping every cleanup that belongs to the worker."""
+        if os.getpid() != self._pid:
+            log.error(
+                "a job forked and its child (pid %d) returned into the worker; the child exits "
+                "now (end forked children with os._exit())",
+                os.getpid(),
+            )
+            logging.shutdown()
+            os._exit(code)
+
     def _call(self, step: Callable[[], Any]) -> Any:
-        """Run an idempotent queue step, retrying across dropped connections and restarts."""
+        """Run an idempotent queue step, retrying across dropped connections, restarts and
+        refusals (a full or read-only Redis) until it is done."""
         backoff = None
         while True:
             try:
@@ -174,6 +241,10 @@ class Worker:
                 wait = backoff.next()
                 log.warning("redis unreachable (%s); retrying in %.1fs", exc, wait)
                 time.sleep(wait)
+            except redis.ResponseError as exc:
+                backoff = backoff or Backoff(cap=REFUSED_BACKOFF_CAP)
+                self._refusals.report(exc, "a job's outcome (kept; retrying)")
+                time.sleep(backoff.next())
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -195,25 +266,28 @@ class Worker:
         if keep_lease:
             keeper = LeaseKeeper(self._renew, self.lease / 3, f"jobpool: lease keeper {self.queue}")
             keeper.start()
+        self._pid = os.getpid()
         try:
-            return self._loop(max_jobs, burst)
+            return self._take_jobs(max_jobs, burst)
         except WorkerShutdown as stop:
             self.stopped_because = f"second {stop}"
             return self.jobs_done
         finally:
             self._exiting = True
+            self._leave_if_forked(1)
             self.events.idle()
             if keeper is not None:
                 keeper.stop()
             self._hand_back_all()
+            self._close_loop()
 
     def _hand_back_all(self) -> None:
         """Leave nothing behind: hand back, uncounted, whatever this worker still holds (a claim
         whose reply a second signal cut off) and drop its lease entry, so no peer has to reap
         it. Harmless if Redis is away: the lease then lapses and a peer does it."""
-        with contextlib.suppress(*CONNECTION_ERRORS):
+        with contextlib.suppress(*CONNECTION_ERRORS, redis.ResponseError):
             self.session.flush()
-        with contextlib.suppress(*CONNECTION_ERRORS):
+        with contextlib.suppress(*CONNECTION_ERRORS, redis.ResponseError):
             self.driver.requeue_worker(
                 self.queue, self.worker_id, "worker stopped", count_attempt=False
             )
@@ -222,8 +296,8 @@ class Worker:
     def _renew(self) -> None:
         self.driver.renew(self.queue, [self.worker_id], self.lease)
 
-    def _loop(self, max_jobs: int, burst: bool) -> int:
-        backoff = Backoff()
+    def _take_jobs(self, max_jobs: int, burst: bool) -> int:
+        backoff, refused = Backoff(), Backoff(first=0.5, cap=REFUSED_BACKOFF_CAP)
         while not self.stopping:
             try:
                 count = self._batch_size()
@@ -236,15 +310,30 @@ class Worker:
                     self._idle(fetched.next_due)
                     self._check_stop(max_jobs)
                 backoff.reset()
+                refused.reset()
             except CONNECTION_ERRORS as exc:
                 wait = backoff.next()
                 log.warning("redis unreachable (%s); reconnecting in %.1fs", exc, wait)
-                time.sleep(wait)
+                self._pause(wait)
+                continue
+            except redis.ResponseError as exc:  # refused (full, read-only, ...): wait, not die
+                self._refusals.report(exc, "a claim (retrying with backoff)")
+                self._pause(refused.next())
+                self._check_stop(max_jobs)
                 continue
             started, before = time.monotonic(), self.jobs_done
             self._run_batch(fetched.deliveries, max_jobs)
             self._learn(self.jobs_done - before, time.monotonic() - started)
         return self.jobs_done
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep between tries, cut short by a stop signal so that a drain never waits on it."""
+        wakeup = self._wakeup_fd()
+        if wakeup is None:
+            time.sleep(seconds)
+        else:
+            select.select([wakeup], [], [], seconds)
+            self._drain_wakeup()
 
     def _batch_size(self) -> int:
         """Claim as many jobs as run in about BATCH_SECONDS (at most `prefetch`): many short jobs
@@ -270,7 +359,9 @@ class Worker:
         for i, delivery in enumerate(deliveries):
             if self.stopping:
                 rest = [d.id for d in deliveries[i:]]
-                self._call(lambda r=rest: self.session.release(self.worker_id, self.queue, r))
+                self._call(
+                    functools.partial(self.session.release, self.worker_id, self.queue, rest)
+                )
                 return
             self._run_one(delivery)
             self.jobs_done += 1
@@ -280,18 +371,18 @@ class Worker:
         timeout = IDLE_TICK if next_due is None else min(next_due, IDLE_TICK)
         self.events.idle()
         if timeout > 0:
-            self.session.wait(self.queue, timeout, self._wakeup_r, self.worker_id)
+            self.session.wait(self.queue, timeout, self._wakeup_fd(), self.worker_id)
             self._drain_wakeup()
 
     def _reap(self, stale: str) -> None:
-        handed = self.driver.requeue_worker(
+        requeued = self.driver.requeue_worker(
             self.queue, stale, "worker lost: its lease expired", only_if_expired=True
         )
-        if handed > 0:
+        if requeued.handed > 0:
             log.warning(
                 "worker %s stopped renewing its lease; %d job(s) handed back",
                 stale,
-                handed,
+                requeued.handed,
                 extra={"queue": self.queue},
             )
 
@@ -307,11 +398,7 @@ class Worker:
         A supervised worker ignores SIGINT: Ctrl-C reaches the whole process group, and the
         master turns it into the SIGTERM of a drain; counting both would stop the job at once.
         """
-        r, w = os.pipe()
-        os.set_blocking(r, False)
-        os.set_blocking(w, False)
-        self._wakeup_r = r
-        signal.set_wakeup_fd(w)
+        self._wakeup_pipe()
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, signal.SIG_IGN if supervised else self._on_stop_signal)
 
@@ -320,10 +407,30 @@ class Worker:
             raise WorkerShutdown(signal.Signals(signum).name)
         self.stopping = True
 
+    def _wakeup_pipe(self) -> None:
+        """A pipe the C signal handler writes to, so that a signal ends an idle wait at once."""
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        self._wakeup_r, self._wakeup_intact = r, same_file(r)
+        signal.set_wakeup_fd(w)
+
+    def _wakeup_fd(self) -> int | None:
+        """The read end of the wake-up pipe, made anew if a job closed it (its number may be a
+        socket's by now: reading it would steal that socket's data)."""
+        if self._wakeup_r is not None and not self._wakeup_intact():
+            self._wakeup_pipe()
+        return self._wakeup_r
+
     def _drain_wakeup(self) -> None:
         if self._wakeup_r is not None:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wakeup_r, 512)
+
+
+async def _await(awaitable: Any) -> Any:
+    """Any awaitable as a coroutine, which run_until_complete() takes whatever it is."""
+    return await awaitable
 
 
 def _retry_delay(job: Job | None) -> float:

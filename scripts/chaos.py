@@ -173,14 +173,21 @@ class Master:
             time.sleep(0.05)
 
     def kill_group(self) -> list[int]:
-        """SIGKILL the master and every process of its group; returns the pids killed."""
-        pids = [self.pid]
+        """SIGKILL the master and every process under it; returns the pids killed."""
+        # Workers lead process groups of their own: stop the master so that it cannot react,
+        # then kill every descendant, then the master.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGSTOP)
+        family: list[psutil.Process] = []
         with contextlib.suppress(psutil.Error):
-            pids += [p.pid for p in psutil.Process(self.pid).children(recursive=True)]
+            family = psutil.Process(self.pid).children(recursive=True)
+        for proc in family:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
         self.proc.wait(10)
-        return pids
+        return [self.pid, *(proc.pid for proc in family)]
 
     def drain(self, timeout: float) -> int:
         self.proc.send_signal(signal.SIGTERM)

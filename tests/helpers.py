@@ -5,6 +5,9 @@ Import as ``from helpers import wait_until`` (pytest puts tests/ on sys.path).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 import redis
 
 from jobpool.embedded import find_redis_server
@@ -123,3 +127,91 @@ def blocked_in(server: RedisServer, command: str = "blmove") -> int:
     """
     with server.client() as client:
         return sum(1 for c in client.client_list() if "b" in c["flags"] and c["cmd"] == command)
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL a process and all its descendants, as a host that loses power would. Each
+    supervised worker leads a process group of its own, so a killpg() of the master's group
+    does not reach them. The process is stopped first, so that it cannot react to its children
+    dying (a master would requeue their jobs). Returns the pids killed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        family = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        family = []
+    for proc in family:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return [pid, *(proc.pid for proc in family)]
+
+
+class ClusterPair:
+    """Two redis-servers in cluster mode sharing the 16384 slots half and half: enough for a
+    node to answer MOVED for the keys it does not hold."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.ports = [_cluster_port(), _cluster_port()]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.workdir = workdir
+
+    def start(self) -> None:
+        for i, port in enumerate(self.ports):
+            argv = [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1"]
+            argv += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{i}.conf"]
+            argv += ["--dir", str(self.workdir), "--save", "", "--appendonly", "no"]
+            argv += ["--logfile", str(self.workdir / f"node-{i}.log")]
+            self.procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL))
+        clients = [self.client(i) for i in range(2)]
+        wait_until(lambda: all(_pings(c) for c in clients), 10, message="cluster nodes up")
+        clients[0].execute_command("CLUSTER", "ADDSLOTS", *range(0, 8192))
+        clients[1].execute_command("CLUSTER", "ADDSLOTS", *range(8192, 16384))
+        clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", self.ports[1])
+        for c in clients:
+            wait_until(
+                lambda c=c: b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO"),
+                15,
+                0.1,
+                "the cluster to agree",
+            )
+            c.close()
+
+    def client(self, index: int) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.ports[index], socket_timeout=5)
+
+    def node_without(self, key: str) -> int:
+        """The port of the node that does not hold `key`'s slot (it answers MOVED for it)."""
+        with self.client(0) as c:
+            slot = int(c.execute_command("CLUSTER", "KEYSLOT", key))
+        return self.ports[1] if slot < 8192 else self.ports[0]
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait(10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (10000 above it) is free too and below 65536."""
+    import random
+
+    while True:
+        port = random.randint(20000, 29999)
+        taken = False
+        for candidate in (port, port + 10000):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", candidate))
+                except OSError:
+                    taken = True
+        if not taken:
+            return port

@@ -268,3 +268,111 @@ class HookRaises(Job):
     def failed(self, exc: BaseException) -> None:
         _note(self.path, f"hook:{os.getpid()}")
         raise RuntimeError("the failed() hook broke too")
+
+
+# -- jobs of the edge tests (async jobs, hostile jobs) -----------------------------------------
+
+
+class AsyncRecord(Job):
+    """An `async def handle()`: records the id of the event loop it ran on, after awaiting."""
+
+    max_tries = 2
+    retry_delay = 0.05
+
+    def __init__(self, path: str, fail: bool = False):
+        self.path, self.fail = path, fail
+
+    async def handle(self) -> None:
+        import asyncio
+
+        await asyncio.sleep(0.01)
+        _note(self.path, f"loop:{id(asyncio.get_running_loop())}:{os.getpid()}")
+        if self.fail:
+            raise RuntimeError("async boom")
+
+    async def failed(self, exc: BaseException) -> None:
+        import asyncio
+
+        await asyncio.sleep(0.01)
+        _note(self.path, f"failed:{type(exc).__name__}:{exc}")
+
+
+class _Later:
+    """An awaitable that is not a coroutine: what some libraries hand back."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        yield from asyncio.sleep(0.01).__await__()
+        _note(self.path, "awaited")
+
+
+class ReturnsAwaitable(Job):
+    """A plain handle() that returns an awaitable: it is awaited like a coroutine."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def handle(self):  # type: ignore[no-untyped-def]
+        return _Later(self.path)
+
+
+class AsyncSleep(Job):
+    """Awaits asyncio.sleep far past its 1 s timeout."""
+
+    timeout = 1
+    max_tries = 1
+
+    def __init__(self, path: str, seconds: float):
+        self.path, self.seconds = path, seconds
+
+    async def handle(self) -> None:
+        import asyncio
+
+        _note(self.path, f"start:{os.getpid()}")
+        await asyncio.sleep(self.seconds)
+        _note(self.path, f"done:{os.getpid()}")
+
+
+class Forker(Job):
+    """Forks; the child returns from handle() as if it were the worker (a careless job)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def handle(self) -> None:
+        pid = os.fork()
+        _note(self.path, f"{'child' if pid == 0 else 'parent'}:{os.getpid()}")
+        if pid:
+            os.waitpid(pid, 0)
+
+
+class CloseFds(Job):
+    """Closes every descriptor above stderr of its worker, then records."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def handle(self) -> None:
+        os.closerange(3, 4096)
+        _note(self.path, f"closed:{os.getpid()}")
+
+
+class Spawner(Job):
+    """Starts `sleep` in a subprocess and waits on it, past its 1 s timeout."""
+
+    timeout = 1
+    max_tries = 1
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def handle(self) -> None:
+        import subprocess
+
+        proc = subprocess.Popen(["sleep", "60"])
+        _note(self.path, f"sleep:{proc.pid}")
+        proc.wait()

@@ -153,7 +153,10 @@ class Master:
 
     def kill(self) -> None:
         """Stop the master at once (SIGQUIT: it exits normally, so coverage of it is saved),
-        then SIGKILL the whole process group: every worker, orphaned or not."""
+        then SIGKILL every process it left: its group, and each worker's own group."""
+        family = []
+        with contextlib.suppress(psutil.Error):
+            family = psutil.Process(self.pid).children(recursive=True)
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGQUIT)
@@ -161,6 +164,10 @@ class Master:
                 self.proc.wait(5)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
+        for proc in family:
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
 

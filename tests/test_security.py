@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import free_port, wait_until
+from helpers import free_port, kill_tree, wait_until
 from jobs import Record, runs
 
 from jobpool import QueueManager
@@ -110,7 +110,7 @@ class Jobpool:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            kill_tree(self.proc.pid)
         self.proc.wait(10)
 
 

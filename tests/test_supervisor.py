@@ -16,7 +16,7 @@ from typing import Any
 
 import psutil
 import pytest
-from helpers import wait_until
+from helpers import free_port, wait_until
 from jobs import ExitJob, Hog, KillSelf, Record, Sleep, SlowFirst, Spike, Spin
 from masters import REPO, TESTS, Master, slot_of, toml  # noqa: F401
 
@@ -112,6 +112,9 @@ def test_job_killing_its_worker_is_redelivered_at_once_and_fails_after_max_tries
     m.wait_workers(2, gone=dead)  # both replaced by new pids
     for pid in dead:
         assert re.search(rf"worker default\.\d exited: pid {pid}, reason crash", m.log())
+    first, last = dead
+    assert re.search(rf"exited: pid {first}, .*; job {job_id} requeued", m.log())
+    assert re.search(rf"exited: pid {last}, .*; job {job_id} failed for good", m.log())
 
     after = qm.push(Record(str(tmp_path / "after")))
     wait_status(qm, after, "completed")
@@ -157,6 +160,7 @@ def test_job_past_memory_limit_completes_and_its_worker_is_replaced(
     (new,) = m.wait_workers(1, gone=[old])
     assert pids_started(tmp_path / "hog") == [old]
     assert (("default.0", old, "memory")) in m.exits(), m.log()
+    m.wait_log(rf"worker {old} uses \d+(\.\d)?MiB, above memory_limit 60MiB: leaving after")
 
     after = qm.push(Sleep(str(tmp_path / "after"), 0))
     wait_status(qm, after, "completed")
@@ -423,3 +427,30 @@ def test_idle_master_uses_almost_no_cpu(master, redis_url):
 
     assert share < 0.05
     assert len(m.workers()) == 2
+
+
+def test_a_job_failed_by_worker_deaths_counts_as_failed_in_stats_and_metrics(
+    master, redis_url, qm, tmp_path
+):
+    from test_observability import scrape
+
+    port = free_port()
+    cfg = toml(redis_url, pool={"lease": 30}) + f'[metrics]\nlisten = "127.0.0.1:{port}"\n'
+    master(cfg, workers=2)
+    path = tmp_path / "poison"
+    job_id = qm.push(KillSelf(str(path)))  # max_tries 2: the second death fails it
+    wait_until(lambda: any(x.startswith("failed:") for x in lines(path)), 10, 0.05, "the hook")
+    assert status(qm, job_id)["status"] == "failed"
+    assert qm.driver.stats("default")["failed_last_minute"] == 1
+    samples = wait_until(
+        lambda: (
+            (s := scrape(port)).get(
+                'jobpool_jobs_total{job_class="KillSelf",outcome="failed",queue="default"}'
+            )
+            and s
+        ),
+        5,
+        0.1,
+        "the failure in the metrics",
+    )
+    assert samples['jobpool_jobs_total{job_class="KillSelf",outcome="failed",queue="default"}'] == 1

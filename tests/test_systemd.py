@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import wait_until
+from helpers import kill_tree, wait_until
 
 from jobpool.systemd import Notifier
 
@@ -125,7 +125,7 @@ def test_master_speaks_the_notify_protocol(tmp_path, redis_url):
         assert listener.first("STOPPING=1", after=mark) is not None
     finally:
         if master.poll() is None:
-            os.killpg(master.pid, signal.SIGKILL)
+            kill_tree(master.pid)
         log.close()
 
 
@@ -145,3 +145,51 @@ def test_unit_files_pass_systemd_analyze_verify(tmp_path, unit):
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "" and result.stdout.strip() == "", result.stderr
+
+
+def test_status_says_draining_until_the_master_exits(tmp_path, redis_url):
+    from jobs import Sleep
+
+    listener = Listener(str(tmp_path / "notify"))
+    cfg = tmp_path / "jobpool.toml"
+    cfg.write_text(
+        f'imports = ["jobs"]\n[redis]\nurl = "{redis_url}"\n[pool]\nlease = 2\n'
+        "[queues.default]\nworkers = 1\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        "NOTIFY_SOCKET": str(tmp_path / "notify"),
+    }
+    log = (tmp_path / "master.log").open("w")  # noqa: SIM115 - closed in the finally below
+    master = subprocess.Popen(
+        [sys.executable, "-m", "jobpool.cli", "start", "-c", str(cfg)],
+        env=env,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: listener.first("READY=1") is not None, timeout=20)
+        from jobpool import QueueManager
+
+        with QueueManager(redis_url) as qm:
+            out = tmp_path / "out"
+            qm.push(Sleep(str(out), 2.5))  # the drain waits for it over a few master ticks
+            wait_until(out.exists, 10, 0.02, "the job to start")
+        mark = len(listener.drain())
+        master.send_signal(signal.SIGTERM)
+        assert master.wait(timeout=20) == 0
+        listener.drain()
+        stopping = listener.first("STOPPING=1", after=mark)
+        assert stopping is not None
+        statuses = [
+            line
+            for _, lines in listener.messages[stopping:]
+            for line in lines
+            if line.startswith("STATUS=")
+        ]
+        assert statuses and all(x.startswith("STATUS=draining") for x in statuses), statuses
+    finally:
+        if master.poll() is None:
+            kill_tree(master.pid)
+        log.close()

@@ -9,7 +9,7 @@ import os
 import signal
 
 import psutil
-from helpers import wait_until
+from helpers import kill_tree, wait_until
 from jobs import SlowFirst, runs
 from test_supervisor import Master, status, toml
 
@@ -42,7 +42,7 @@ def test_a_dead_hosts_jobs_are_finished_by_the_other_host_after_the_lease(redis_
         b = Master(tmp_path, cfg)
         b_workers = b.wait_workers(2)
         assert os.getpgid(a.pid) != os.getpgid(b.pid)  # two hosts: two process groups
-        os.killpg(a.pid, signal.SIGKILL)  # host A is gone: master and workers at once
+        kill_tree(a.pid)  # host A is gone: master and workers at once
         a.proc.wait(10)
         wait_until(lambda: all(gone(pid) for pid in a_workers), 5, 0.05, "A's workers to die")
 

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
-from jobpool.driver import Delivery, Fetched, Outcome, public_record
+from jobpool.connection import CONNECTION_ERRORS
+from jobpool.driver import Delivery, Fetched, Outcome, Requeued, public_record
+from jobpool.errors import PushError, RedisFullError
 from jobpool.ids import queue_of
 from jobpool.queue import scripts as s
 from jobpool.queue.keys import QueueKeys
 from jobpool.queue.parse import RETRY_CODES, ms, parse_fetch
+from jobpool.queue.replies import is_full
 from jobpool.queue.session import RedisSession
 from jobpool.queue.waiter import Waiter
 
 ENQUEUE_CHUNK = 1000  # jobs per script call: keeps each call short for the server
+TOKEN_SCAN = 10_000  # list entries searched for wake tokens (there is at most one per worker)
+WAKE = "~wake"  # the token of lua/includes/common.lua that wakes idle workers; never a job id
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -52,14 +58,20 @@ class RedisDriver:
     def enqueue(
         self, queue: str, jobs: Sequence[tuple[str, str, dict[str, Any]]], delay: float = 0.0
     ) -> int:
-        keys, delay_ms = s.enqueue_keys(self.keys(queue)), ms(delay)
-        if len(jobs) <= ENQUEUE_CHUNK:
-            return self.scripts.run("enqueue", keys, _enqueue_args(delay_ms, jobs))
-        with self.client.pipeline(transaction=False) as pipe:
-            for i in range(0, len(jobs), ENQUEUE_CHUNK):
-                chunk = jobs[i : i + ENQUEUE_CHUNK]
-                self.scripts.run("enqueue", keys, _enqueue_args(delay_ms, chunk), client=pipe)
-            return sum(pipe.execute())
+        """Store jobs a batch per script call, each batch whole or not at all (a script's first
+        write decides whether a full Redis refuses it). Batches go one after the other, so a
+        failure can say exactly which jobs were stored (see PushError)."""
+        keys, delay_ms, stored = s.enqueue_keys(self.keys(queue)), ms(delay), 0
+        for i in range(0, len(jobs), ENQUEUE_CHUNK):
+            chunk = jobs[i : i + ENQUEUE_CHUNK]
+            try:
+                stored += self.scripts.run("enqueue", keys, _enqueue_args(delay_ms, chunk))
+            except redis.RedisError as exc:
+                error = _push_error(exc, jobs[:i], chunk)
+                if error is exc:
+                    raise
+                raise error from exc
+        return stored
 
     def fetch(self, queue: str, worker_id: str, count: int = 1, lease: float = 30.0) -> Fetched:
         keys = s.fetch_keys(self.keys(queue), worker_id)
@@ -104,10 +116,12 @@ class RedisDriver:
         reason: str,
         only_if_expired: bool = False,
         count_attempt: bool = True,
-    ) -> int:
+    ) -> Requeued:
         keys = s.requeue_keys(self.keys(queue), worker_id)
         args = [worker_id, reason, self.failed_ttl_ms, int(only_if_expired), int(count_attempt)]
-        return self.scripts.run("requeue", keys, args)
+        out = self.scripts.run("requeue", keys, args)  # {handed, (id, job class)...}
+        failed = tuple((out[i].decode(), out[i + 1].decode()) for i in range(1, len(out), 2))
+        return Requeued(out[0], failed)
 
     def renew(self, queue: str, worker_ids: Sequence[str], lease: float) -> None:
         if worker_ids:
@@ -127,25 +141,46 @@ class RedisDriver:
         return public_record(job_id, record)
 
     def counts(self, queue: str) -> dict[str, int]:
-        k = self.keys(queue)
+        """Jobs per state. Wake tokens are not jobs and are left out (see _counts)."""
+        return self._counts(self.keys(queue))[0]
+
+    def _counts(self, k: QueueKeys) -> tuple[dict[str, int], list[int]]:
+        """counts(), and where the wake tokens sit in the ready list.
+
+        A token lies in the ready list until an idle worker's wait moves it into that worker's
+        own list, where its next fetch drops it; so each list's length less its tokens counts
+        jobs. Tokens are pushed only onto an empty list, so they sit near its head: LPOS looks
+        at the first TOKEN_SCAN entries only, so a scrape of a long queue stays cheap."""
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.llen(k.ready).zcard(k.delayed).zcard(k.failed).zrange(k.workers, 0, -1)
-            ready, delayed, failed, workers = pipe.execute()
+            pipe.llen(k.ready)
+            pipe.lpos(k.ready, WAKE, count=0, maxlen=TOKEN_SCAN)
+            pipe.zcard(k.delayed)
+            pipe.zcard(k.failed)
+            pipe.zrange(k.workers, 0, -1)
+            ready, tokens, delayed, failed, workers = pipe.execute()
             for worker in workers:
-                pipe.llen(k.wip(worker.decode()))
-            in_flight = sum(pipe.execute()) if workers else 0
-        return {"ready": ready, "delayed": delayed, "in_flight": in_flight, "failed": failed}
+                wip = k.wip(worker.decode())
+                pipe.llen(wip)
+                pipe.lpos(wip, WAKE, count=0, maxlen=TOKEN_SCAN)
+            held = pipe.execute() if workers else []
+        in_flight = sum(held[0::2]) - sum(len(t) for t in held[1::2])
+        counts = {"ready": ready - len(tokens), "delayed": delayed, "failed": failed}
+        return {**counts, "in_flight": in_flight}, tokens
 
     def stats(self, queue: str) -> dict[str, Any]:
         """counts() plus live workers, jobs finished in about the last minute (10 s buckets)
         and the age in seconds of the oldest job waiting (None when none waits)."""
         k = self.keys(queue)
+        counts, tokens = self._counts(k)
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.time().zrange(k.workers, 0, -1, withscores=True).lrange(k.ready, 0, 1)
+            pipe.time()
+            pipe.zrange(k.workers, 0, -1, withscores=True)
             pipe.hgetall(k.stats)
-            (sec, usec), workers, head, buckets = pipe.execute()
+            pipe.lindex(k.ready, _first_job(tokens))
+            pipe.zrange(k.delayed, 0, 0, withscores=True)
+            (sec, usec), workers, buckets, head, first_delayed = pipe.execute()
         now_ms = sec * 1000 + usec // 1000
-        out: dict[str, Any] = dict(self.counts(queue))
+        out: dict[str, Any] = dict(counts)
         out["workers"] = sum(1 for _, deadline in workers if deadline >= now_ms)
         recent = now_ms // 10_000 - 5  # the current bucket and the five before: ~a minute
         for kind in ("done", "failed"):
@@ -154,20 +189,51 @@ class RedisDriver:
                 for field, n in buckets.items()
                 if field.startswith(kind.encode()) and int(field.rsplit(b":", 1)[1]) >= recent
             )
-        out["oldest_waiting_age"] = self._oldest_age(k, [i for i in head if i != b"~wake"], now_ms)
+        due = [int(score) for _, score in first_delayed if score <= now_ms]
+        out["oldest_waiting_age"] = self._oldest_age(k, head, due, now_ms)
         return out
 
-    def _oldest_age(self, k: QueueKeys, head: list[bytes], now_ms: int) -> float | None:
-        raw = self.client.hget(k.state, head[0]) if head else None
-        if raw is None:
-            return None
-        record = json.loads(raw)
-        since = max(record.get("created_at", now_ms), record.get("due_at", 0))
-        return max(now_ms - since, 0) / 1000.0
+    def _oldest_age(
+        self, k: QueueKeys, head: bytes | None, due: list[int], now_ms: int
+    ) -> float | None:
+        """Seconds the longest waiting job has waited: the first job of the ready list (since
+        it was pushed or came due), or a delayed job past its due time that no fetch promoted
+        yet (on a queue nobody serves, none ever will). None when nothing waits."""
+        since = list(due)
+        raw = self.client.hget(k.state, head) if head not in (None, WAKE.encode()) else None
+        try:
+            record = json.loads(raw) if raw is not None else None
+        except ValueError:  # a damaged record must not break stats or a metrics scrape
+            record = None
+        if isinstance(record, dict):
+            since.append(max(record.get("created_at", now_ms), record.get("due_at", 0)))
+        return max(now_ms - min(since), 0) / 1000.0 if since else None
+
+    def stored_queues(self) -> list[str]:
+        """The queues that hold jobs in Redis (ready, delayed, in flight or failed), whether or
+        not anyone serves them. Redis deletes a list or sorted set as it empties, so these keys
+        exist only while they hold something. SCAN walks the keyspace a little at a time; KEYS
+        would block the server for all of it."""
+        head = f"{self.prefix}:{{"
+        found = set()
+        for key in self.client.scan_iter(match=f"{_glob_escape(head)}*}}:*", count=1000):
+            name = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+            queue, _, part = name[len(head) :].partition("}:")
+            if queue and (part in ("ready", "delayed", "failed") or part.startswith("wip:")):
+                found.add(queue)
+        return sorted(found)
+
+    def payloads(self, queue: str, job_ids: Sequence[str]) -> list[bytes | None]:
+        """The stored bodies (class name and attributes, JSON) of jobs, read only; None where
+        there is none: a completed job's body goes with its ack, a failed one's is kept."""
+        if not job_ids:
+            return []
+        return cast("list[bytes | None]", self.client.hmget(self.keys(queue).payload, job_ids))
 
     def failed_jobs(self, queue: str, start: int = 0, count: int = 100) -> list[dict[str, Any]]:
         k = self.keys(queue)
-        ids = [i.decode() for i in self.client.zrange(k.failed, start, start + count - 1)]
+        found = cast("list[bytes]", self.client.zrange(k.failed, start, start + count - 1))
+        ids = [i.decode() for i in found]
         raws = self.client.hmget(k.state, ids) if ids else []
         pairs = zip(ids, raws, strict=True)
         return [public_record(i, json.loads(r)) for i, r in pairs if r is not None]
@@ -188,6 +254,46 @@ class RedisDriver:
         if self._waiter is not None:
             self._waiter.close()
         self.client.close()
+
+
+def _push_error(
+    exc: redis.RedisError,
+    stored: Sequence[tuple[str, str, dict[str, Any]]],
+    failed: Sequence[tuple[str, str, dict[str, Any]]],
+) -> Exception:
+    """The error for a failed enqueue: RedisFullError when Redis is full, a PushError naming
+    what was stored when earlier batches were, else redis-py's error as it is."""
+    done = [job_id for job_id, _, _ in stored]
+    if is_full(exc):
+        return RedisFullError(
+            f"Redis is full (used memory reached maxmemory and nothing can be evicted): "
+            f"{len(failed)} job(s) not stored"
+            + (f", {len(done)} stored before it filled up" if done else "")
+            + "; raise maxmemory, or let the workers drain the queues",
+            stored=done,
+        )
+    if not done:
+        return exc
+    unsure = [job_id for job_id, _, _ in failed] if isinstance(exc, CONNECTION_ERRORS) else []
+    return PushError(
+        f"push_many stored {len(done)} job(s), then failed: {exc}", stored=done, unconfirmed=unsure
+    )
+
+
+def _first_job(tokens: list[int]) -> int:
+    """The index of the first element of the ready list that is not a wake token, given the
+    tokens' positions in ascending order."""
+    index = 0
+    for position in tokens:
+        if position != index:
+            break
+        index += 1
+    return index
+
+
+def _glob_escape(text: str) -> str:
+    """`text` as a literal in a SCAN MATCH pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def _enqueue_args(delay_ms: int, jobs: Sequence[tuple[str, str, dict[str, Any]]]) -> list[Any]:

@@ -13,15 +13,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from redis.connection import AbstractConnection
 
-from jobpool.driver import Delivery, Fetched, Outcome
+from jobpool.driver import HOOK_STARTED, Delivery, Fetched, Outcome
 from jobpool.queue import scripts as s
 from jobpool.queue.parse import ms as _ms
 from jobpool.queue.parse import parse_fetch
+from jobpool.queue.replies import ReplyLog
 from jobpool.queue.waiter import Waiter
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class RedisSession:
         self.driver = driver
         self._conn: AbstractConnection | None = None
         self._pending: list[_Command] = []  # sent (or to resend), reply not read yet
+        self._refusals = ReplyLog(log)
         self._waiter: Waiter | None = None
 
     # -- the worker's steps --------------------------------------------------------------------
@@ -59,9 +61,10 @@ class RedisSession:
         return parse_fetch(self._exchange(_Command("fetch", keys, args)), queue, worker_id)
 
     def start(self, delivery: Delivery) -> Delivery:
-        """Begin a job claimed in a batch; returns it as running (its attempt counted)."""
-        if delivery.record.get("status") in ("processing", "failed"):
-            return delivery  # the claim started it, or it is a failed() hook delivery
+        """Begin a job claimed in a batch; returns it as running (its attempt counted), or, for
+        a failed() hook delivery, with its hook marked started (a death now drops the hook)."""
+        if delivery.record.get("status") == "processing" or delivery.hook_started:
+            return delivery  # the claim started it
         ack = self._pending[-1] if self._pending else None
         if ack is not None and ack.name == "ack" and not ack.sent and not ack.args[_ACK_NEXT]:
             ack.args[_ACK_NEXT] = delivery.id  # the previous job's ack starts this one
@@ -69,10 +72,13 @@ class RedisSession:
         else:
             keys = s.start_keys(self.driver.keys(delivery.queue), delivery.worker_id)
             self._send(_Command("start", keys, [delivery.id, delivery.worker_id]), now=True)
-        # Written now: the record says processing while the job runs.
+        # Written now: the record says processing (or the hook started) while it runs.
         record = dict(delivery.record)
-        record["status"], record["worker"] = "processing", delivery.worker_id
-        record["attempts"] = delivery.attempts + 1
+        if delivery.hook_only:
+            record["hook"] = HOOK_STARTED
+        else:
+            record["status"], record["worker"] = "processing", delivery.worker_id
+            record["attempts"] = delivery.attempts + 1
         return Delivery(delivery.id, delivery.queue, delivery.body, record, delivery.worker_id)
 
     def complete(self, delivery: Delivery) -> None:
@@ -139,11 +145,18 @@ class RedisSession:
         """Send what is unsent and `final` in one write, read every pending reply in order,
         and return `final`'s reply."""
         conn = self._connection()
+        refused: redis.ResponseError | None = None
         try:
             self._write_unsent(conn, final)
             retry = []
             for command in list(self._pending):
-                if self._handle(command, conn) is _NOSCRIPT:
+                outcome = self._handle(command, conn)
+                if isinstance(outcome, redis.ResponseError):
+                    # Refused (a full or read-only Redis): keep it, in order, for the next write.
+                    command.sent, command.resent = False, True
+                    refused = refused or outcome
+                    continue
+                if outcome is _NOSCRIPT:
                     command.sent = False
                     retry.append(command)
                 self._pending.remove(command)  # only once answered: else it is sent again
@@ -155,6 +168,8 @@ class RedisSession:
             self._load_scripts(conn)
             self._pending.extend(retry)
             self._exchange(None)
+        if refused is not None and final is None:
+            raise refused  # a flush promises everything is done: it is not
         return reply
 
     def _write_unsent(self, conn: AbstractConnection, final: _Command | None) -> None:
@@ -170,14 +185,14 @@ class RedisSession:
 
     def _handle(self, command: _Command, conn: AbstractConnection) -> object:
         """Read one pending command's reply. An error reply is still exactly one reply, so the
-        connection stays in step; the error is logged, never silently dropped."""
+        connection stays in step; the error is logged and returned, never silently dropped."""
         try:
             reply = conn.read_response()
         except redis.exceptions.NoScriptError:
             return _NOSCRIPT
         except redis.ResponseError as exc:
-            log.error("redis refused %s: %s", command.name, exc)
-            return None
+            self._refusals.report(exc, f"{command.name} (kept; sent again with the next write)")
+            return exc
         if command.on_reply is not None and not command.resent:
             command.on_reply(reply)
         return reply
@@ -196,7 +211,7 @@ class RedisSession:
 
     def _connection(self) -> AbstractConnection:
         if self._conn is None:
-            conn = self.driver.client.connection_pool.make_connection()
+            conn = cast(AbstractConnection, self.driver.client.connection_pool.make_connection())
             conn.connect()
             self._load_scripts(conn)
             self._conn = conn

@@ -12,6 +12,7 @@ is kept here with select(), which also watches the worker's wake-up fd (signals)
 from __future__ import annotations
 
 import select
+from typing import Any, cast
 
 import redis
 from redis.connection import AbstractConnection
@@ -38,7 +39,7 @@ class Waiter:
         try:
             conn.send_command("BLMOVE", key, where[0], "LEFT", where[1], f"{timeout + 1:.3f}")
             sock = conn._sock  # noqa: SLF001 - select() needs the socket itself
-            watch = [sock] if wakeup_fd is None else [sock, wakeup_fd]
+            watch: list[Any] = [sock] if wakeup_fd is None else [sock, wakeup_fd]
             readable, _, _ = select.select(watch, [], [], max(timeout, 0.0))
             if sock not in readable and not self._unblock():
                 self.close()
@@ -59,7 +60,7 @@ class Waiter:
 
     def _connection(self) -> AbstractConnection:
         if self._conn is None:
-            conn = self._client.connection_pool.make_connection()
+            conn = cast(AbstractConnection, self._client.connection_pool.make_connection())
             conn.connect()
             conn.send_command("CLIENT", "ID")
             self._conn_id = int(conn.read_response())

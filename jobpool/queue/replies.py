@@ -1,0 +1,113 @@
+"""What a Redis error reply means for jobpool, and logging each kind once.
+
+A reply error is not a dropped connection: Redis answered, and refused. Production meets a few
+kinds of them (a full server, a replica after a failover, a Cluster node that does not hold a
+queue's slot, missing ACL permissions). None of them may end a worker or the master: they keep
+what they could not do and try again with backoff. An operator needs to read what it means once,
+not a line per attempt, so `ReplyLog` says it once per kind and then once a minute at most.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+
+import redis
+
+REPEAT_EVERY = 60.0  # seconds between reminders that a kind of refusal goes on
+
+# Error codes Redis puts in front of a reply. Inside a script the code may come wrapped
+# ("ERR Error running script ... -OOM command not allowed ..." on Redis 6), so the text is
+# searched too, not only redis-py's exception class.
+_CODES = re.compile(
+    r"(?<![A-Z])-?(OOM|READONLY|MOVED|ASK|CLUSTERDOWN|CROSSSLOT|NOPERM|LOADING|MASTERDOWN|"
+    r"TRYAGAIN|BUSY|NOREPLICAS|MISCONF|NOAUTH|WRONGPASS)(?![A-Z])"
+)
+_CLASSES: tuple[tuple[type[Exception], str], ...] = (
+    (redis.exceptions.OutOfMemoryError, "OOM"),
+    (redis.exceptions.ReadOnlyError, "READONLY"),
+    (redis.exceptions.MovedError, "MOVED"),  # before ASK: MovedError subclasses AskError
+    (redis.exceptions.AskError, "ASK"),
+    (redis.exceptions.MasterDownError, "MASTERDOWN"),  # before CLUSTERDOWN: a subclass
+    (redis.exceptions.ClusterDownError, "CLUSTERDOWN"),
+    (redis.exceptions.NoPermissionError, "NOPERM"),
+    (redis.exceptions.BusyLoadingError, "LOADING"),
+    (redis.exceptions.TryAgainError, "TRYAGAIN"),
+)
+
+MEANING = {
+    "OOM": (
+        "Redis is full: used memory reached maxmemory and the policy evicts nothing. Workers "
+        "keep finishing the jobs they hold, which frees memory; new pushes are refused. Raise "
+        "maxmemory, or find what fills it (`jobpool stats`, redis-cli --bigkeys)"
+    ),
+    "READONLY": (
+        "the server is a read-only replica, as after a failover: point [redis] at the primary "
+        "(or at Sentinel). Jobs are kept and retried meanwhile"
+    ),
+    "MOVED": (
+        "the server is a Redis Cluster node that does not hold this queue's hash slot: "
+        "connect jobpool to the node that does, or use a Cluster-aware setup"
+    ),
+    "ASK": "a Redis Cluster slot is migrating; retrying",
+    "CLUSTERDOWN": "the Redis Cluster is down or a slot is not served; retrying",
+    "CROSSSLOT": "a command spanned hash slots on Redis Cluster; please report this as a bug",
+    "NOPERM": (
+        "the Redis user lacks a permission jobpool needs: see README, Security, for the ACL "
+        "it needs"
+    ),
+    "LOADING": "Redis is loading its data set after a restart; retrying",
+    "MASTERDOWN": "the replica lost its primary; retrying",
+    "TRYAGAIN": "a Redis Cluster slot is being resharded; retrying",
+    "BUSY": "a script or module is blocking Redis; retrying",
+    "NOREPLICAS": "not enough replicas acknowledged the write (min-replicas-to-write); retrying",
+    "MISCONF": (
+        "Redis cannot persist to disk and refuses writes (stop-writes-on-bgsave-error): fix "
+        "its disk or permissions"
+    ),
+    "NOAUTH": "Redis wants a password: set [redis] password or REDIS_PASSWORD",
+    "WRONGPASS": "Redis refused the credentials: check [redis] username and password",
+}
+UNKNOWN = "an unexpected error reply; jobpool keeps retrying, please report it"
+
+
+def reply_kind(exc: BaseException) -> str:
+    """The error code of a Redis reply error (OOM, READONLY, MOVED, ...), or ERR."""
+    for cls, code in _CLASSES:
+        if isinstance(exc, cls):
+            return code
+    match = _CODES.search(str(exc))
+    return match.group(1) if match else "ERR"
+
+
+def is_full(exc: BaseException) -> bool:
+    """True when Redis refused because it is full (maxmemory with noeviction)."""
+    return isinstance(exc, redis.ResponseError) and reply_kind(exc) == "OOM"
+
+
+def explain(exc: BaseException) -> str:
+    kind = reply_kind(exc)
+    return f"{kind}: {MEANING.get(kind, UNKNOWN)} (redis said: {exc})"
+
+
+class ReplyLog:
+    """Logs a refusal with its meaning the first time its kind is seen, and after that once per
+    `REPEAT_EVERY` seconds with how many times it happened meanwhile."""
+
+    def __init__(self, logger: logging.Logger, clock: Callable[[], float] = time.monotonic):
+        self._log = logger
+        self._clock = clock
+        self._next: dict[str, float] = {}
+        self._quiet: dict[str, int] = {}
+
+    def report(self, exc: BaseException, doing: str, level: int = logging.ERROR) -> None:
+        kind, now = reply_kind(exc), self._clock()
+        if now < self._next.get(kind, 0.0):
+            self._quiet[kind] = self._quiet.get(kind, 0) + 1
+            return
+        again = self._quiet.pop(kind, 0)
+        more = f" ({again} more since the last report)" if again else ""
+        self._log.log(level, "redis refused %s: %s%s", doing, explain(exc), more)
+        self._next[kind] = now + REPEAT_EVERY
