@@ -1,7 +1,7 @@
 """jobpool: reliable Redis job queues with a prefork supervisor."""
 
 from jobpool.context import current_manager
-from jobpool.driver import Delivery, Outcome
+from jobpool.drivers.base import Delivery, Outcome
 from jobpool.errors import (
     JobDecodeError,
     JobEncodeError,
@@ -12,7 +12,7 @@ from jobpool.errors import (
 )
 from jobpool.job import Job
 from jobpool.manager import QueueManager
-from jobpool.worker import Worker
+from jobpool.worker.loop import Worker
 
 __all__ = [
     "Delivery",

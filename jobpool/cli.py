@@ -20,12 +20,12 @@ import redis
 from jobpool import __version__, display, exitcodes
 from jobpool.backoff import Backoff
 from jobpool.config import Config, ConfigError, load_config
-from jobpool.connection import CONNECTION_ERRORS
+from jobpool.drivers.redis.client import CONNECTION_ERRORS
 from jobpool.log import setup_logging
 
 if TYPE_CHECKING:
+    from jobpool.drivers.redis import RedisDriver
     from jobpool.manager import QueueManager
-    from jobpool.queue import RedisDriver
 
 log = logging.getLogger("jobpool")
 DEFAULT_CONFIG = os.environ.get("JOBPOOL_CONFIG", "jobpool.toml")
@@ -136,7 +136,7 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_check(args: argparse.Namespace) -> int:
     """What `start` would do with the file: its queues, and its job modules imported, so that
     a typo in `imports` shows here and not as workers that exit 4 in a loop."""
-    from jobpool.pool import PoolPlan
+    from jobpool.supervisor.plan import PoolPlan
     from jobpool.unserved import unserved_job_warnings
 
     cfg = load_config(args.config)
@@ -213,7 +213,7 @@ def _redis_driver(cfg: Config, command: str) -> tuple[QueueManager, RedisDriver]
     """The manager and its Redis driver, for the commands that read what is stored. The
     memory driver keeps its jobs inside the one process that pushed them, so a command has
     nothing to read there."""
-    from jobpool.queue import RedisDriver
+    from jobpool.drivers.redis import RedisDriver
 
     if cfg.driver != "redis":
         raise CommandError(
@@ -227,8 +227,8 @@ def _redis_driver(cfg: Config, command: str) -> tuple[QueueManager, RedisDriver]
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from jobpool.events import TitleEvents
-    from jobpool.worker import Worker
+    from jobpool.worker.events import TitleEvents
+    from jobpool.worker.loop import Worker
 
     cfg = _config(args)
     queue = args.queue or cfg.default_queue
@@ -257,13 +257,13 @@ def _check_listed(cfg: Config, queue: str) -> None:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from jobpool.supervisor import Supervisor
+    from jobpool.supervisor.master import Supervisor
 
     cfg = _config(args)
     if cfg.pool.preload:
         import_job_modules(cfg.imports)
         _log_unserved(cfg)  # without preload, a worker does it after its own import
-    from jobpool.metrics import MetricsError
+    from jobpool.supervisor.metrics import MetricsError
 
     qm = _manager(cfg, wait=args.redis_wait)
     try:
@@ -475,7 +475,7 @@ def _failed_row(record: dict[str, Any], body: bytes | None) -> list[str]:
 
 def cmd_embedded(args: argparse.Namespace) -> int:
     """start, stop, or status: exit 1 when it is not running, so scripts can test it."""
-    from jobpool.embedded import EmbeddedRedis
+    from jobpool.drivers.redis.embedded import EmbeddedRedis
 
     cfg = _config(args)
     if not cfg.redis.is_embedded:

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from jobpool.driver import Delivery, Driver
+from jobpool.drivers.base import Delivery, Driver
+from jobpool.drivers.memory import MemoryDriver
+from jobpool.drivers.redis import RedisDriver
 from jobpool.errors import JobEncodeError, PayloadTooLargeError
 from jobpool.ids import new_job_id, queue_of
 from jobpool.job import Job, encode_job, job_settings
-from jobpool.memory import MemoryDriver
-from jobpool.queue import RedisDriver
 
 if TYPE_CHECKING:
     from jobpool.config import Config
@@ -60,7 +60,7 @@ class QueueManager:
         cfg = config if isinstance(config, Config) else load_config(config)
         connection: Any = None
         if cfg.driver == "redis":
-            from jobpool.connection import client_from_config
+            from jobpool.drivers.redis.client import client_from_config
 
             connection = client_from_config(cfg.redis)
         return cls(
@@ -207,7 +207,7 @@ def _make_driver(connection: Any, prefix: str, completed_ttl: float, failed_ttl:
         return MemoryDriver(completed_ttl=completed_ttl, failed_ttl=failed_ttl)
     client = connection
     if isinstance(connection, str):
-        from jobpool.connection import client_from_config, client_from_url
+        from jobpool.drivers.redis.client import client_from_config, client_from_url
 
         if connection == "embedded":  # the server of ./.jobpool, as url = "embedded" gives
             from jobpool.config import RedisConfig

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 def served_queues(cfg: Config) -> list[str]:
     """The queues `jobpool start` runs workers for, in config order (PoolPlan's rule)."""
-    from jobpool.pool import PoolPlan  # imported late: pool imports child, which imports us
+    from jobpool.supervisor.plan import (
+        PoolPlan,  # imported late: pool imports child, which imports us
+    )
 
     return list(PoolPlan(cfg).queues())
 

@@ -45,7 +45,7 @@ import psutil
 import redis
 
 from jobpool import Job, QueueManager, current_manager
-from jobpool.embedded import find_redis_server
+from jobpool.drivers.redis.embedded import find_redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jobpool import QueueManager
 from jobpool.config import load_config
-from jobpool.embedded import EmbeddedRedis
+from jobpool.drivers.redis.embedded import EmbeddedRedis
 from jobpool.examples import FlakyJob, ProcessOrderJob, SendEmailJob
 
 ROOT = Path(__file__).resolve().parent.parent

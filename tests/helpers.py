@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import psutil
 import redis
 
-from jobpool.embedded import find_redis_server
+from jobpool.drivers.redis.embedded import find_redis_server
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import struct
 
-from jobpool.board import Board
+from jobpool.supervisor.board import Board
 
 
 def test_the_master_reads_what_the_forked_worker_wrote():

@@ -1,4 +1,4 @@
-"""Tests for jobpool.config (TOML -> validated frozen dataclasses) and jobpool.sizes."""
+"""Tests for jobpool.config (TOML -> validated frozen dataclasses) and jobpool.config.units."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from jobpool.config import (
     default_config,
     load_config,
 )
-from jobpool.sizes import format_size, parse_duration, parse_size
+from jobpool.config.units import format_size, parse_duration, parse_size
 
 SECRET = "s3cr3t-Pa55word"
 MiB = 1024 * 1024
@@ -807,7 +807,7 @@ def test_config_from_dict_uses_its_source_and_base_dir(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# jobpool.sizes
+# jobpool.config.units
 # --------------------------------------------------------------------------------------------
 
 

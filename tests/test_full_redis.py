@@ -20,7 +20,7 @@ import redis
 from jobs import Fail, Record, runs
 
 from jobpool import Outcome, QueueManager, Worker
-from jobpool.driver import Requeued
+from jobpool.drivers.base import Requeued
 
 OOM = "command not allowed when used memory > 'maxmemory'"
 FREE_THEN_GROW = "redis.call('LPOP', KEYS[1]); return redis.call('RPUSH', KEYS[1], 'c')"

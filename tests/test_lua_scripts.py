@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from jobpool.queue import scripts as s
-from jobpool.queue.keys import QueueKeys
+from jobpool.drivers.redis import scripts as s
+from jobpool.drivers.redis.keys import QueueKeys
 
 K = QueueKeys("jobpool", "default")
 BUILDERS = {

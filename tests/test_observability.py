@@ -17,8 +17,8 @@ from jobs import Fail, KillSelf, Record, Sleep
 from masters import REPO, TESTS, toml
 
 from jobpool import QueueManager, Worker
-from jobpool.metrics import Metrics
-from jobpool.queue import RedisDriver
+from jobpool.drivers.redis import RedisDriver
+from jobpool.supervisor.metrics import Metrics
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from jobpool.child import Slot
 from jobpool.config import config_from_dict
-from jobpool.pool import PoolPlan
+from jobpool.supervisor.children import Slot
+from jobpool.supervisor.plan import PoolPlan
 
 
 def cfg(**data):

@@ -10,9 +10,9 @@ from helpers import wait_until
 from jobs import Fail, FollowUp, Record, runs
 
 from jobpool import Job, Outcome, QueueManager, Worker
-from jobpool.driver import Requeued
+from jobpool.drivers.base import Requeued
+from jobpool.drivers.redis import RedisDriver
 from jobpool.errors import JobEncodeError, PayloadTooLargeError
-from jobpool.queue import RedisDriver
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -492,7 +492,7 @@ def test_worker_run_with_prefetch_completes_every_job_in_order(qm, tmp_path):
 
 def test_worker_claims_fewer_jobs_at_once_when_they_are_slow(qm, tmp_path):
     """Batches are sized to about BATCH_SECONDS of work, up to `prefetch`."""
-    from jobpool.worker import BATCH_SECONDS
+    from jobpool.worker.loop import BATCH_SECONDS
 
     worker = Worker(qm, prefetch=32)
     assert worker._batch_size() == 8  # before anything is known

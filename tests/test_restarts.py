@@ -1,4 +1,4 @@
-"""jobpool.restarts as pure logic: what the master makes of each way a worker can end, and the
+"""jobpool.supervisor.restarts as pure logic: what the master makes of each way a worker can end, and the
 per-slot crash backoff, with the clock passed in."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobpool import exitcodes
-from jobpool.restarts import STABLE_AFTER, Exit, RestartPolicy, describe_exit
+from jobpool.supervisor.restarts import STABLE_AFTER, Exit, RestartPolicy, describe_exit
 
 SLOT = ("default", 0)
 

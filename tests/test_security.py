@@ -23,8 +23,8 @@ from helpers import free_port, kill_tree, wait_until
 from jobs import Record, runs
 
 from jobpool import QueueManager
-from jobpool.connection import client_from_url
-from jobpool.embedded import find_redis_server
+from jobpool.drivers.redis.client import client_from_url
+from jobpool.drivers.redis.embedded import find_redis_server
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = REPO / "tests"

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from helpers import kill_tree, wait_until
 
-from jobpool.systemd import Notifier
+from jobpool.supervisor.systemd import Notifier
 
 ROOT = Path(__file__).resolve().parent.parent
 

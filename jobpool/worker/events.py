@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobpool.procinfo import set_title, worker_title
+from jobpool.process import set_title, worker_title
 
 if TYPE_CHECKING:
-    from jobpool.driver import Delivery, Outcome
+    from jobpool.drivers.base import Delivery, Outcome
     from jobpool.job import Job
 
 

@@ -41,7 +41,7 @@ def client_from_config(cfg: RedisConfig) -> redis.Redis:
     if cfg.password:
         options["password"] = cfg.password
     if cfg.is_embedded:
-        from jobpool.embedded import EmbeddedRedis
+        from jobpool.drivers.redis.embedded import EmbeddedRedis
 
         server = EmbeddedRedis(cfg.data_dir)
         server.ensure()

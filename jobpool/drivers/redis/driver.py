@@ -11,16 +11,16 @@ from typing import Any, cast
 
 import redis
 
-from jobpool.connection import CONNECTION_ERRORS
-from jobpool.driver import Delivery, Fetched, Outcome, Requeued, public_record
+from jobpool.drivers.base import Delivery, Fetched, Outcome, Requeued, public_record
+from jobpool.drivers.redis import scripts as s
+from jobpool.drivers.redis.client import CONNECTION_ERRORS
+from jobpool.drivers.redis.keys import QueueKeys
+from jobpool.drivers.redis.parse import RETRY_CODES, ms, parse_fetch
+from jobpool.drivers.redis.replies import is_full
+from jobpool.drivers.redis.session import RedisSession
+from jobpool.drivers.redis.waiter import Waiter
 from jobpool.errors import PushError, RedisFullError
 from jobpool.ids import queue_of
-from jobpool.queue import scripts as s
-from jobpool.queue.keys import QueueKeys
-from jobpool.queue.parse import RETRY_CODES, ms, parse_fetch
-from jobpool.queue.replies import is_full
-from jobpool.queue.session import RedisSession
-from jobpool.queue.waiter import Waiter
 
 ENQUEUE_CHUNK = 1000  # jobs per script call: keeps each call short for the server
 TOKEN_SCAN = 10_000  # list entries searched for wake tokens (there is at most one per worker)

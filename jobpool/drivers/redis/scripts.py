@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from jobpool.queue.keys import QueueKeys
+from jobpool.drivers.redis.keys import QueueKeys
 
 _INCLUDE = re.compile(r"^-- @include (\w+)$", re.MULTILINE)
 OPERATIONS = (
@@ -33,7 +33,7 @@ OPERATIONS = (
 @cache
 def source(name: str) -> str:
     """The text of lua/NAME.lua with its `-- @include X` lines replaced by lua/includes/X.lua."""
-    lua = resources.files("jobpool.queue") / "lua"
+    lua = resources.files("jobpool.drivers.redis") / "lua"
     text = (lua / f"{name}.lua").read_text()
     return _INCLUDE.sub(lambda m: (lua / "includes" / f"{m.group(1)}.lua").read_text(), text)
 

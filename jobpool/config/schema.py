@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jobpool.redis_url import EMBEDDED, URL_SCHEMES
-from jobpool.sizes import DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size
+from jobpool.config.redis_url import EMBEDDED, URL_SCHEMES
+from jobpool.config.units import DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size
 
 Convert = Callable[[Any], Any]
 _URL_RULE = "must be 'embedded' or a redis://, rediss:// or unix:// URL"

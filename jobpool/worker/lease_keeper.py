@@ -12,7 +12,7 @@ import signal
 import time
 from collections.abc import Callable
 
-from jobpool.procinfo import die_with_parent, set_title
+from jobpool.process import die_with_parent, set_title
 
 
 class LeaseKeeper:

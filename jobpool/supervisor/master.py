@@ -19,19 +19,19 @@ from dataclasses import dataclass
 import redis
 
 from jobpool import exitcodes
-from jobpool.board import Board, Running
-from jobpool.child import Child, Slot, spawn
 from jobpool.config import Config, ConfigError, load_config
-from jobpool.connection import CONNECTION_ERRORS
-from jobpool.driver import Driver
-from jobpool.metrics import make_metrics
-from jobpool.pool import PoolPlan
-from jobpool.procinfo import owned_memory, set_title
-from jobpool.queue.replies import ReplyLog
-from jobpool.restarts import RestartPolicy, describe_exit
-from jobpool.signals import SignalQueue
-from jobpool.sizes import format_size
-from jobpool.systemd import Notifier
+from jobpool.config.units import format_size
+from jobpool.drivers.base import Driver
+from jobpool.drivers.redis.client import CONNECTION_ERRORS
+from jobpool.drivers.redis.replies import ReplyLog
+from jobpool.process import owned_memory, set_title
+from jobpool.supervisor.board import Board, Running
+from jobpool.supervisor.children import Child, Slot, spawn
+from jobpool.supervisor.metrics import make_metrics
+from jobpool.supervisor.plan import PoolPlan
+from jobpool.supervisor.restarts import RestartPolicy, describe_exit
+from jobpool.supervisor.signals import SignalQueue
+from jobpool.supervisor.systemd import Notifier
 
 log = logging.getLogger("jobpool.supervisor")
 TICK = 1.0  # longest sleep of an idle master; everything periodic runs at most this late

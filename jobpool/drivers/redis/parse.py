@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from jobpool.driver import Delivery, Fetched, Outcome
+from jobpool.drivers.base import Delivery, Fetched, Outcome
 
 _loads = json.JSONDecoder().decode  # from str: json.loads would sniff the encoding of bytes
 RETRY_CODES = {-1: Outcome.LOST, 1: Outcome.RETRYING, 2: Outcome.FAILED}

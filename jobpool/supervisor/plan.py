@@ -3,8 +3,8 @@ adjustment, and config generations that tell a changed queue's old workers from 
 
 from __future__ import annotations
 
-from jobpool.child import Slot
 from jobpool.config import Config, QueueConfig
+from jobpool.supervisor.children import Slot
 
 
 class PoolPlan:

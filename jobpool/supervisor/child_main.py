@@ -1,11 +1,6 @@
-"""One supervised worker process: how the master forks it, and what runs inside it.
-
-The master side keeps a `Child` record per process. What job a child runs, and since when, is on
-the child's `Board` (shared memory, no system call per job); its pipe carries the rest: that it is
-ready, that a job with a timeout started (so the master wakes to arm it), and the outcomes and
-durations of finished jobs, a batch at a time, for the metrics. Everything process-wide happens
-in the child after the fork.
-"""
+"""What runs in a supervised worker process, from the fork on: its own process group, signals
+reset, the job modules imported, a Worker serving its slot's queue, and the events that report
+to the master (its board and pipe) and decide when the child leaves on its own."""
 
 from __future__ import annotations
 
@@ -14,101 +9,26 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
-from jobpool import exitcodes, signals
-from jobpool.board import Board, Running
-from jobpool.events import TitleEvents
-from jobpool.procinfo import die_with_parent, owned_memory, rss_self, same_file
-from jobpool.sizes import format_size
+from jobpool import exitcodes
+from jobpool.config.units import format_size
+from jobpool.process import die_with_parent, owned_memory, rss_self, same_file
+from jobpool.supervisor import signals
+from jobpool.supervisor.board import Board
+from jobpool.worker.events import TitleEvents
 
 if TYPE_CHECKING:
     from jobpool.config import Config, QueueConfig
-    from jobpool.driver import Delivery, Outcome
+    from jobpool.drivers.base import Delivery, Outcome
     from jobpool.job import Job
+    from jobpool.supervisor.children import Slot
 
 log = logging.getLogger("jobpool.supervisor")
 STOP_CODES = {"memory": exitcodes.RECYCLE_MEMORY, "max_jobs": exitcodes.RECYCLE_MAX_JOBS}
 FULL_MEMORY_CHECK = 1.0  # seconds between checks that include the child's own subprocesses
 OUTCOMES_EVERY = 0.5  # most seconds a busy child holds the outcomes it has not reported yet
 OUTCOMES_HELD = 200  # ... and most outcomes it holds
-
-
-@dataclass(frozen=True)
-class Slot:
-    """A place in the pool: the INDEXth worker of QUEUE, in the config generation GEN."""
-
-    queue: str
-    index: int
-    generation: int = 0
-
-    @property
-    def name(self) -> str:
-        return f"{self.queue}.{self.index}"
-
-
-@dataclass
-class Child:
-    """The master's record of one worker process."""
-
-    pid: int
-    slot: Slot
-    worker_id: str
-    report_fd: int
-    started: float
-    board: Board
-    ready: bool = False  # the child imported its jobs, connected, and takes work
-    report_closed: bool = False  # end of file on its pipe: it exited, or a job closed it
-    report_lost: bool = False  # ... and it lives on: said once in the log
-    draining_since: float | None = None
-    kill_reason: str | None = None
-    count_attempt: bool = True
-    outcomes: dict[str, int] = field(default_factory=dict)
-    finished: list[tuple[str, str, float]] = field(default_factory=list)  # class, outcome, secs
-    _partial: bytes = b""
-
-    @property
-    def busy(self) -> Running | None:
-        """The job this child runs now, if any."""
-        return self.board.read()
-
-    @property
-    def state(self) -> str:
-        """starting, idle, busy or draining."""
-        if self.draining_since is not None:
-            return "draining"
-        if not self.ready:
-            return "starting"
-        return "busy" if self.busy else "idle"
-
-    def read_reports(self) -> bool:
-        """Take in whatever the child wrote; False once the pipe is closed."""
-        try:
-            data = os.read(self.report_fd, 65536)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        if not data:
-            return False
-        *lines, self._partial = (self._partial + data).split(b"\n")
-        for line in lines:
-            self._apply(line.decode(errors="replace").split(" ", 3))
-        return True
-
-    def _apply(self, parts: list[str]) -> None:
-        # "B" (a job with a timeout started) only wakes the master: the board says which.
-        if parts[0] == "R":
-            self.ready = True
-        elif parts[0] == "I" and len(parts) == 4:
-            self.outcomes[parts[1]] = self.outcomes.get(parts[1], 0) + 1
-            self.finished.append((parts[3], parts[1], float(parts[2])))
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.report_fd)
-        self.board.close()
 
 
 class ChildEvents(TitleEvents):
@@ -199,41 +119,7 @@ class ChildEvents(TitleEvents):
         return False
 
 
-def spawn(
-    cfg: Config,
-    slot: Slot,
-    worker_id: str,
-    master_pid: int,
-    preloaded: bool,
-    close_fds: list[int],
-    sigq: signals.SignalQueue,
-    board: Board,
-) -> tuple[int, int]:
-    """Fork one worker that writes on `board`; returns (pid, read end of its report pipe)."""
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(read_fd, False)
-    with sigq.blocked():
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child; measured by the supervisor tests
-            _lead_own_group()
-            os.close(read_fd)
-            _child_main(
-                cfg,
-                slot,
-                worker_id,
-                write_fd,
-                board,
-                master_pid,
-                preloaded,
-                [*close_fds, sigq.read_fd, sigq.write_fd],
-            )
-    os.close(write_fd)
-    with contextlib.suppress(OSError):  # both sides set it, so no kill can come before it
-        os.setpgid(pid, pid)
-    return pid, read_fd
-
-
-def _lead_own_group() -> None:  # pragma: no cover - runs in the forked child
+def lead_own_group() -> None:  # pragma: no cover - runs in the forked child
     """Make the worker the leader of a process group of its own, which the processes its jobs
     start join: the master's kill (a timeout, a hard memory limit) reaches them all. Ctrl-C in
     a terminal then reaches the master only, which drains the workers itself."""
@@ -241,7 +127,7 @@ def _lead_own_group() -> None:  # pragma: no cover - runs in the forked child
         os.setpgid(0, 0)
 
 
-def _child_main(
+def child_main(
     cfg: Config,
     slot: Slot,
     worker_id: str,
@@ -279,7 +165,7 @@ def _serve(
     from jobpool.job import import_job_modules
     from jobpool.manager import QueueManager
     from jobpool.unserved import unserved_job_warnings, warns_here
-    from jobpool.worker import Worker
+    from jobpool.worker.loop import Worker
 
     qcfg = cfg.queue(slot.queue)
     events = ChildEvents(slot, qcfg, report_fd, board, master_pid)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobpool.config_values import Convert, describe
+from jobpool.config.schema import Convert, describe
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import redis
 
-from jobpool.connection import CONNECTION_ERRORS
+from jobpool.drivers.redis.client import CONNECTION_ERRORS
 
 log = logging.getLogger("jobpool.metrics")
 OUTCOME_LABELS = {

@@ -1,8 +1,8 @@
 """What a storage driver does, and the unit of work it hands out.
 
-Two drivers keep the same promises: `jobpool.queue.RedisDriver` (everything real) and
-`jobpool.memory.MemoryDriver` (one-process unit tests). The manager and the worker speak only
-this protocol, so behaviour proven on one driver is the behaviour of the other.
+Two drivers keep the same promises: `drivers.redis.RedisDriver` (everything real) and
+`drivers.memory.MemoryDriver` (one-process unit tests). The manager and the worker speak only this
+protocol, so behaviour proven on one driver is the behaviour of the other.
 """
 
 from __future__ import annotations

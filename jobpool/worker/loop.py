@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from jobpool.backoff import Backoff, retry_wait
-from jobpool.connection import CONNECTION_ERRORS
 from jobpool.context import running_with
-from jobpool.driver import Delivery, Outcome
+from jobpool.drivers.base import Delivery, Outcome
+from jobpool.drivers.redis.client import CONNECTION_ERRORS
+from jobpool.drivers.redis.replies import ReplyLog
 from jobpool.errors import JobDecodeError, WorkerLostError
-from jobpool.events import WorkerEvents
 from jobpool.job import Job, decode_job, job_settings
-from jobpool.lease import LeaseKeeper
-from jobpool.procinfo import same_file
-from jobpool.queue.replies import ReplyLog
+from jobpool.process import same_file
+from jobpool.worker.events import WorkerEvents
+from jobpool.worker.lease_keeper import LeaseKeeper
 
 if TYPE_CHECKING:
     from jobpool.manager import QueueManager

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 from redis.connection import AbstractConnection
 
-from jobpool.driver import HOOK_STARTED, Delivery, Fetched, Outcome
-from jobpool.queue import scripts as s
-from jobpool.queue.parse import ms as _ms
-from jobpool.queue.parse import parse_fetch
-from jobpool.queue.replies import ReplyLog
-from jobpool.queue.waiter import Waiter
+from jobpool.drivers.base import HOOK_STARTED, Delivery, Fetched, Outcome
+from jobpool.drivers.redis import scripts as s
+from jobpool.drivers.redis.parse import ms as _ms
+from jobpool.drivers.redis.parse import parse_fetch
+from jobpool.drivers.redis.replies import ReplyLog
+from jobpool.drivers.redis.waiter import Waiter
 
 if TYPE_CHECKING:
-    from jobpool.queue.driver import RedisDriver
+    from jobpool.drivers.redis.driver import RedisDriver
 
 log = logging.getLogger("jobpool.worker")
 _NOSCRIPT = object()

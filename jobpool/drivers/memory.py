@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jobpool.driver import (
+from jobpool.drivers.base import (
     HOOK_PENDING,
     HOOK_STARTED,
     Delivery,
