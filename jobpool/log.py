@@ -9,6 +9,8 @@ import json
 import logging
 import sys
 
+from jobpool import defaults
+
 JOB_FIELDS = (("job_id", "job"), ("queue", "queue"), ("job_class", "class"))
 
 
@@ -46,7 +48,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup_logging(level: str = "info", fmt: str = "text") -> None:
+def setup_logging(level: str = defaults.LOG_LEVEL, fmt: str = defaults.LOG_FORMAT) -> None:
     """Configure the root logger once per process (the supervisor's children inherit it)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())

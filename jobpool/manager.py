@@ -5,26 +5,25 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
-import re
 import socket
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import redis
 
+from jobpool import defaults
 from jobpool.drivers.base import Delivery, Driver
+from jobpool.drivers.factory import make_driver
 from jobpool.drivers.memory import MemoryDriver
-from jobpool.drivers.redis import RedisDriver
 from jobpool.errors import JobEncodeError, PayloadTooLargeError
 from jobpool.ids import new_job_id, queue_of
 from jobpool.job import Job, encode_job, job_settings
+from jobpool.names import check_queue_name
 
 if TYPE_CHECKING:
     from jobpool.config import Config
 
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 Delay = float | int | dt.timedelta | dt.datetime
 
 
@@ -39,15 +38,17 @@ class QueueManager:
         self,
         connection: str | redis.Redis | Driver | None = None,
         *,
-        prefix: str = "jobpool",
-        default_queue: str = "default",
-        completed_ttl: float = 86400.0,
-        failed_ttl: float = 7 * 86400.0,
-        max_payload: int = 1024 * 1024,
+        prefix: str = defaults.PREFIX,
+        default_queue: str = defaults.DEFAULT_QUEUE,
+        completed_ttl: float = defaults.COMPLETED_TTL,
+        failed_ttl: float = defaults.FAILED_TTL,
+        max_payload: int = defaults.MAX_PAYLOAD,
     ):
         self.default_queue = check_queue_name(default_queue)
         self.max_payload = max_payload
-        self.driver: Driver = _make_driver(connection, prefix, completed_ttl, failed_ttl)
+        self.driver = make_driver(
+            connection, prefix=prefix, completed_ttl=completed_ttl, failed_ttl=failed_ttl
+        )
         self._pop_id = f"pop.{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
         self._pops = itertools.count()
         self._checked_queues: set[str] = set()
@@ -58,21 +59,17 @@ class QueueManager:
         from jobpool.config import Config, load_config
 
         cfg = config if isinstance(config, Config) else load_config(config)
-        connection: Any = None
-        if cfg.driver == "redis":
-            from jobpool.drivers.redis.client import client_from_config
-
-            connection = client_from_config(cfg.redis)
-        return cls(
-            connection,
+        driver = make_driver(
+            cfg.redis if cfg.driver == "redis" else None,
             prefix=cfg.redis.prefix,
-            default_queue=cfg.default_queue,
             completed_ttl=cfg.jobs.completed_ttl,
             failed_ttl=cfg.jobs.failed_ttl,
-            max_payload=cfg.jobs.max_payload,
         )
+        return cls(driver, default_queue=cfg.default_queue, max_payload=cfg.jobs.max_payload)
 
-    def _queue(self, job: Job | None, queue: str | None) -> str:
+    def queue_name(self, job: Job | None = None, queue: str | None = None) -> str:
+        """The queue a call acts on: `queue` if given, else the job's own `queue` attribute,
+        else the default queue. ValueError if that name breaks the rule of jobpool/names.py."""
         name = queue or getattr(job, "queue", None) or self.default_queue
         if name not in self._checked_queues:  # a name is checked once: push() is a hot path
             self._checked_queues.add(check_queue_name(name))
@@ -97,14 +94,14 @@ class QueueManager:
 
     def push(self, job: Job, queue: str | None = None) -> str:
         """Queue a job to run as soon as a worker is free; returns its id."""
-        name = self._queue(job, queue)
+        name = self.queue_name(job, queue)
         entry = self._prepare(job, name)
         self.driver.enqueue(name, [entry])
         return entry[0]
 
     def later(self, job: Job, delay: Delay, queue: str | None = None) -> str:
         """Queue a job to run after `delay` (seconds, timedelta, or an aware datetime)."""
-        entry = self._prepare(job, self._queue(job, queue))
+        entry = self._prepare(job, self.queue_name(job, queue))
         self.driver.enqueue(queue_of(entry[0]), [entry], delay=_seconds(delay))
         return entry[0]
 
@@ -113,7 +110,7 @@ class QueueManager:
         by_queue: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         ids: list[str] = []
         for job in jobs:
-            name = self._queue(job, queue)
+            name = self.queue_name(job, queue)
             entry = self._prepare(job, name)
             by_queue.setdefault(name, []).append(entry)
             ids.append(entry[0])
@@ -131,33 +128,36 @@ class QueueManager:
         The claim is held under a lease of its own that nothing renews: process it within the
         lease (30 s), or a running worker takes the job back as if its holder had died.
         """
-        name = self._queue(None, queue)
+        name = self.queue_name(queue=queue)
         deadline = time.monotonic() + timeout
-        while True:
-            worker_id = f"{self._pop_id}.{next(self._pops)}"
-            fetched = self.driver.fetch(name, worker_id)
-            left = deadline - time.monotonic()
-            if fetched.deliveries or left <= 0:
-                break
-            self.driver.wait(
-                name, left if fetched.next_due is None else min(left, fetched.next_due)
-            )
+        session = self.driver.session()  # a worker's step, on a line of its own for this call
+        try:
+            while True:
+                worker_id = f"{self._pop_id}.{next(self._pops)}"
+                fetched = session.fetch(name, worker_id)
+                left = deadline - time.monotonic()
+                if fetched.deliveries or left <= 0:
+                    break
+                due = fetched.next_due
+                session.wait(name, left if due is None else min(left, due))
+        finally:
+            session.close()
         return fetched.deliveries[0] if fetched.deliveries else None
 
     def size(self, queue: str | None = None) -> int:
         """Jobs waiting in a queue: ready now plus delayed."""
-        counts = self.driver.counts(self._queue(None, queue))
+        counts = self.driver.counts(self.queue_name(queue=queue))
         return counts["ready"] + counts["delayed"]
 
     def counts(self, queue: str | None = None) -> dict[str, int]:
         """ready, delayed, in_flight and failed counts of a queue."""
-        return self.driver.counts(self._queue(None, queue))
+        return self.driver.counts(self.queue_name(queue=queue))
 
     def failed_jobs(
         self, queue: str | None = None, start: int = 0, count: int = 100
     ) -> list[dict[str, Any]]:
         """Failed jobs of a queue, oldest failure first, as status records."""
-        return self.driver.failed_jobs(self._queue(None, queue), start, count)
+        return self.driver.failed_jobs(self.queue_name(queue=queue), start, count)
 
     def retry_failed(self, job_id: str) -> bool:
         """Queue one failed job again with a fresh set of attempts."""
@@ -165,7 +165,7 @@ class QueueManager:
 
     def retry_all_failed(self, queue: str | None = None) -> int:
         """Queue every failed job of a queue again; returns how many."""
-        return self.driver.retry_failed(self._queue(None, queue))
+        return self.driver.retry_failed(self.queue_name(queue=queue))
 
     def delete(self, job_id: str) -> bool:
         """Remove a waiting or finished job and its record (not one being processed)."""
@@ -181,15 +181,6 @@ class QueueManager:
         self.close()
 
 
-def check_queue_name(name: str) -> str:
-    if not isinstance(name, str) or not QUEUE_NAME.match(name):
-        raise ValueError(
-            f"invalid queue name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
 def _seconds(delay: Delay) -> float:
     if isinstance(delay, dt.datetime):
         if delay.tzinfo is None:
@@ -200,24 +191,3 @@ def _seconds(delay: Delay) -> float:
     if isinstance(delay, bool) or not isinstance(delay, (int, float)):
         raise JobEncodeError(f"delay must be seconds, a timedelta or a datetime, got {delay!r}")
     return max(float(delay), 0.0)
-
-
-def _make_driver(connection: Any, prefix: str, completed_ttl: float, failed_ttl: float) -> Driver:
-    if connection is None:
-        return MemoryDriver(completed_ttl=completed_ttl, failed_ttl=failed_ttl)
-    client = connection
-    if isinstance(connection, str):
-        from jobpool.drivers.redis.client import client_from_config, client_from_url
-
-        if connection == "embedded":  # the server of ./.jobpool, as url = "embedded" gives
-            from jobpool.config import RedisConfig
-
-            cfg = RedisConfig(url="embedded", data_dir=Path(".jobpool").absolute())
-            client = client_from_config(cfg)
-        else:
-            client = client_from_url(connection)
-    if isinstance(client, redis.Redis):
-        return RedisDriver(
-            client, prefix=prefix, completed_ttl=completed_ttl, failed_ttl=failed_ttl
-        )
-    return connection

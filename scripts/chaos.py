@@ -44,14 +44,14 @@ from typing import Any, TypeVar
 import psutil
 import redis
 
-from jobpool import Job, QueueManager, current_manager
+from jobpool import Job, QueueManager, current_manager, defaults
 from jobpool.drivers.redis.embedded import find_redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent
 RUNS = "chaos:runs"  # KEY|TOKEN -> PID|ok|TIME or PID|fail|TIME, one field per run
 TRIES = "chaos:tries"  # KEY -> runs started (decides when a flaky job stops failing)
-PREFIX = "jobpool"
+PREFIX = defaults.PREFIX  # the config it writes sets none, and JOBPOOL_PREFIX is unset
 T = TypeVar("T")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import pickle
 import textwrap
 from pathlib import Path
@@ -88,6 +89,30 @@ def test_default_config_has_every_documented_default(
         timeout=None,
         restart_backoff_max=60.0,
     )
+
+
+def test_what_is_built_without_a_config_defaults_as_the_config_does() -> None:
+    """QueueManager, Worker and the drivers read the same defaults as the config: a manager or
+    a worker made in code behaves as one made from an empty jobpool.toml."""
+    from jobpool import QueueManager, Worker
+    from jobpool.drivers.memory import MemoryDriver
+    from jobpool.drivers.redis import RedisDriver
+    from jobpool.supervisor.restarts import RestartPolicy
+
+    config = default_config(env={})
+    qm = QueueManager(None)
+    assert qm.default_queue == config.default_queue
+    assert qm.max_payload == config.jobs.max_payload
+    worker = Worker(qm)
+    assert (worker.lease, worker.prefetch) == (config.pool.lease, config.pool.prefetch)
+    assert RestartPolicy().cap == config.pool.restart_backoff_max
+    for made in (QueueManager, MemoryDriver, RedisDriver):
+        params = inspect.signature(made.__init__).parameters
+        assert params["completed_ttl"].default == config.jobs.completed_ttl, made
+        assert params["failed_ttl"].default == config.jobs.failed_ttl, made
+    for made in (QueueManager, RedisDriver):
+        params = inspect.signature(made.__init__).parameters
+        assert params["prefix"].default == config.redis.prefix, made
 
 
 def test_default_redis_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -275,7 +300,7 @@ INVALID = [
     ("driver = 'sync'", "driver: must be one of 'redis', 'memory', got 'sync'"),
     ("log_level = 'verbose'", "log_level: must be one of 'debug', 'info', 'warning', 'error'"),
     ("log_format = 'xml'", "log_format: must be one of 'text', 'json', got 'xml'"),
-    ("default_queue = 'a:b'", "default_queue: must be 1 to 64 characters"),
+    ("default_queue = 'a:b'", "default_queue: invalid queue name: must be 1 to 64 characters"),
     ("imports = 'myapp.jobs'", "imports: must be an array of dotted module names"),
     ("imports = ['ok.mod', 'my-app']", "imports: must be an array of dotted module names"),
     ("imports = ['a..b']", "not module names: string 'a..b'"),
@@ -653,7 +678,10 @@ def test_env_password_applies_in_host_mode(in_tmp: Path) -> None:
         ({"REDIS_PORT": "0"}, "environment variable REDIS_PORT: must be an integer from 1"),
         ({"REDIS_DB": "-1"}, "environment variable REDIS_DB: must be an integer >= 0, got -1"),
         ({"QUEUE_DRIVER": "sync"}, "environment variable QUEUE_DRIVER: must be one of"),
-        ({"QUEUE_DEFAULT": "a:b"}, "environment variable QUEUE_DEFAULT: must be 1 to 64"),
+        (
+            {"QUEUE_DEFAULT": "a:b"},
+            "environment variable QUEUE_DEFAULT: invalid queue name: must be 1 to 64",
+        ),
         ({"JOBPOOL_PREFIX": "{x}"}, "environment variable JOBPOOL_PREFIX: must be 1 to 64"),
         ({"REDIS_URL": "mysql://db"}, "environment variable REDIS_URL: must be 'embedded'"),
     ],

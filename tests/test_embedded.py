@@ -90,7 +90,8 @@ def test_ensure_starts_once_then_reuses(server: EmbeddedRedis) -> None:
 
 def test_concurrent_ensure_starts_one_server(server: EmbeddedRedis) -> None:
     script = (
-        "import sys, time; from pathlib import Path; from jobpool.drivers.redis.embedded import EmbeddedRedis\n"
+        "import sys, time; from pathlib import Path\n"
+        "from jobpool.drivers.redis.embedded import EmbeddedRedis\n"
         "go = Path(sys.argv[2])\n"
         "while not go.exists(): time.sleep(0.001)\n"
         "print(EmbeddedRedis(Path(sys.argv[1])).ensure())\n"

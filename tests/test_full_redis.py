@@ -79,7 +79,7 @@ def _fail_by_a_death(qm: QueueManager, path: str) -> str:
     return job_id
 
 
-def test_a_worker_claims_starts_acks_fails_and_releases_on_a_full_server(qm, fill, tmp_path):
+def test_a_worker_claims_begins_acks_fails_and_releases_on_a_full_server(qm, fill, tmp_path):
     path = str(tmp_path / "out")
     hook_id = _fail_by_a_death(qm, path)  # first in line: its failed() hook is still to run
     retried = Fail(path)
@@ -94,22 +94,22 @@ def test_a_worker_claims_starts_acks_fails_and_releases_on_a_full_server(qm, fil
     fetched = session.fetch("default", "w1", count=5)  # a claim (and a new session's connection)
     hook, a, b, c, d = fetched.deliveries
     assert [x.id for x in fetched.deliveries] == [hook_id, *ids]
-    assert qm.get_job_status(hook_id)["failed_hook_pending"] is True
+    assert qm.get_job_status(hook_id)["hook"] == "started"  # first of the batch: begun
     assert session.retry_or_fail(hook, 0, "", "", force_fail=True) is Outcome.FAILED  # it ran
-    assert "failed_hook_pending" not in qm.get_job_status(hook_id)
+    assert "hook" not in qm.get_job_status(hook_id)
 
-    session.start(a)  # the start script
+    session.begin(a)  # the begin script
     session.flush()
     assert qm.get_job_status(a.id)["status"] == "processing"
     session.complete(a)
-    session.start(b)  # rides on a's ack
+    session.begin(b)  # rides on a's ack
     session.flush()
     assert qm.get_job_status(a.id)["status"] == "completed"
     assert qm.get_job_status(b.id)["status"] == "processing"
     assert session.retry_or_fail(b, 60, "RuntimeError: boom", "tb") is Outcome.RETRYING
     assert qm.get_job_status(b.id)["status"] == "retrying"
 
-    session.start(c)
+    session.begin(c)
     assert session.release("w1", "default", [c.id, d.id]) == 2
     assert [qm.get_job_status(x.id)["status"] for x in (c, d)] == ["queued", "queued"]
     assert qm.get_job_status(c.id)["attempts"] == 0
@@ -121,12 +121,13 @@ def test_the_master_renews_and_requeues_on_a_full_server(qm, fill):
     last = Fail("/dev/null")
     last.max_tries = 1
     ids = [qm.push(last), qm.push(Record("/dev/null"))]
-    qm.driver.fetch("default", "w1", count=2)
+    session = qm.driver.session()
+    session.fetch("default", "w1", count=2)
     before = qm.driver.client.zscore("jobpool:{default}:workers", "w1")
     fill()
     assert_full(qm)
 
-    assert qm.driver.fetch("default", "w2").deliveries == []  # an idle worker keeps its lease
+    assert session.fetch("default", "w2").deliveries == []  # an idle worker keeps its lease
     qm.driver.renew("default", ["w1", "w2"], 60.0)
     assert qm.driver.client.zscore("jobpool:{default}:workers", "w1") > before
     assert qm.driver.requeue_worker("default", "w2", "lost", only_if_expired=True) == Requeued(-1)
@@ -136,6 +137,7 @@ def test_the_master_renews_and_requeues_on_a_full_server(qm, fill):
     assert qm.get_job_status(ids[1])["status"] == "queued"
     assert qm.driver.stats("default")["failed_last_minute"] == 1
     assert_full(qm)
+    session.close()
 
 
 def test_draining_a_full_server_frees_it_for_pushes_again(qm, fill, tmp_path):

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from jobpool.drivers import base
 from jobpool.drivers.redis import scripts as s
 from jobpool.drivers.redis.keys import QueueKeys
 
@@ -14,7 +15,7 @@ K = QueueKeys("jobpool", "default")
 BUILDERS = {
     "enqueue": lambda: s.enqueue_keys(K),
     "fetch": lambda: s.fetch_keys(K, "w1"),
-    "start": lambda: s.start_keys(K, "w1"),
+    "begin": lambda: s.begin_keys(K, "w1"),
     "ack": lambda: s.ack_keys(K, "w1"),
     "retry_or_fail": lambda: s.retry_or_fail_keys(K, "w1"),
     "requeue": lambda: s.requeue_keys(K, "w1"),
@@ -23,7 +24,23 @@ BUILDERS = {
     "retry_failed": lambda: s.retry_failed_keys(K),
     "delete": lambda: s.delete_keys(K),
 }
+JOBS = [("default:a", "{}", {"job": "Record"}), ("default:b", "{}", {"job": "Record"})]
+# Each script's ARGV builder, called with a two-item tail where the script takes one, and that
+# tail's length: enqueue takes a triple per job.
+ARGS = {
+    "enqueue": (lambda: s.enqueue_args(0, JOBS), 6),
+    "fetch": (lambda: s.fetch_args("w1", 1, 30_000, 100), 0),
+    "begin": (lambda: s.begin_args("default:a", "w1"), 0),
+    "ack": (lambda: s.ack_args(1000, "", "w1", ["default:a", "default:b"]), 2),
+    "retry_or_fail": (lambda: s.retry_or_fail_args("default:a", 0, "E", "tb", 1000, False), 0),
+    "requeue": (lambda: s.requeue_args("w1", "lost", 1000, True, True), 0),
+    "release": (lambda: s.release_args("w1", ["default:a", "default:b"]), 2),
+    "renew": (lambda: s.renew_args(1000, ["w1", "w2"]), 2),
+    "retry_failed": (lambda: s.retry_failed_args(["default:a", "default:b"]), 2),
+    "delete": (lambda: s.delete_args("default:a"), 0),
+}
 HEADER_KEY = re.compile(r"^KEYS\[(\d+)\]\s+(\w+)", re.MULTILINE)
+HEADER_ARG = re.compile(r"^ARGV\[(\d+)(\.\.)?\]\s+(.*)$", re.MULTILINE)
 
 
 @pytest.mark.parametrize("name", s.OPERATIONS)
@@ -36,6 +53,37 @@ def test_header_documents_each_key_in_the_builders_order(name):
         assert key.split(":")[2] == part, f"{name}: KEYS documents {part}, builder gives {key}"
     used = {int(i) for i in re.findall(r"KEYS\[(\d+)\]", text.split("]]", 1)[1])}
     assert used <= set(range(1, len(built) + 1))
+
+
+@pytest.mark.parametrize("name", s.OPERATIONS)
+def test_header_documents_each_argument_in_the_builders_order(name):
+    text = s.source(name)
+    header, body = text.split("]]", 1)
+    documented = [(int(i), bool(tail)) for i, tail, _ in HEADER_ARG.findall(header)]
+    build, tail = ARGS[name]
+    built = build()
+    fixed = [i for i, is_tail in documented if not is_tail]
+    assert fixed == list(range(1, len(fixed) + 1)), f"{name}: ARGV lines out of order"
+    assert [i for i, is_tail in documented if is_tail] == ([len(fixed) + 1] if tail else [])
+    assert len(built) == len(fixed) + tail, f"{name}: the builder gives {built}"
+    used = {int(i) for i in re.findall(r"ARGV\[(\d+)\]", body)}
+    assert set(fixed) <= used, f"{name}: a documented argument the script never reads"
+    tail_start = {len(fixed) + 1} if tail else set()
+    assert used <= set(fixed) | tail_start, f"{name}: the script reads an undocumented one"
+
+
+def test_the_ack_argument_the_session_fills_late_names_the_next_job():
+    lines = {int(i): line for i, _, line in HEADER_ARG.findall(s.source("ack"))}
+    assert "begins next" in lines[s.ACK_NEXT + 1]
+    assert s.ack_args(1000, "default:n", "w1", ["default:a"])[s.ACK_NEXT] == "default:n"
+
+
+def test_python_and_lua_share_the_wake_token_and_the_hook_states():
+    common = s.source("fetch")
+    assert re.search(r"^local WAKE = '(.*?)'", common, re.MULTILINE).group(1) == s.WAKE
+    for name in ("HOOK_PENDING", "HOOK_STARTED"):
+        lua = re.search(rf"^local {name} = (\d+)", common, re.MULTILINE).group(1)
+        assert int(lua) == getattr(base, name)
 
 
 @pytest.mark.parametrize("name", s.OPERATIONS)
@@ -61,8 +109,14 @@ def _run(redis_client, name, keys, args):
 
 
 def _enqueue(redis_client, job_id, delay_ms=0, max_tries=3):
-    record = json.dumps({"job": "Record", "queue": "default", "max_tries": max_tries})
-    return _run(redis_client, "enqueue", s.enqueue_keys(K), [delay_ms, job_id, "{}", record])
+    record = {"job": "Record", "queue": "default", "max_tries": max_tries}
+    args = s.enqueue_args(delay_ms, [(job_id, "{}", record)])
+    return _run(redis_client, "enqueue", s.enqueue_keys(K), args)
+
+
+def _fetch(redis_client, worker_id, count=1):
+    args = s.fetch_args(worker_id, count, 30_000, 100)
+    return _run(redis_client, "fetch", s.fetch_keys(K, worker_id), args)
 
 
 def _state(redis_client, job_id):
@@ -77,7 +131,7 @@ def test_enqueue_is_idempotent_by_id(redis_client):
 
 def test_fetch_claims_and_records_the_lease(redis_client):
     _enqueue(redis_client, "default:a")
-    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 5, 30_000, 100])
+    out = _fetch(redis_client, "w1", 5)
     assert out[0] == -1 and out[1] == b""
     assert out[2] == b"default:a" and json.loads(out[4])["attempts"] == 1
     assert redis_client.lrange(K.wip("w1"), 0, -1) == [b"default:a"]
@@ -87,9 +141,9 @@ def test_fetch_claims_and_records_the_lease(redis_client):
 
 def test_fetch_hands_back_a_claim_whose_reply_was_lost(redis_client):
     _enqueue(redis_client, "default:a")
-    _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    _fetch(redis_client, "w1")
     # The worker never saw that reply; its next fetch must not strand the job.
-    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    out = _fetch(redis_client, "w1")
     assert out[2] == b"default:a"
     assert json.loads(out[4])["attempts"] == 1  # the lost claim did not count
 
@@ -98,7 +152,7 @@ def test_fetch_promotes_due_jobs_and_reports_the_next_due(redis_client):
     _enqueue(redis_client, "default:soon", delay_ms=1)
     _enqueue(redis_client, "default:late", delay_ms=60_000)
     redis_client.execute_command("DEBUG", "SLEEP", "0.01")
-    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    out = _fetch(redis_client, "w1")
     assert out[2] == b"default:soon"
     assert 59_000 < out[0] <= 60_000
     assert _state(redis_client, "default:late")["status"] == "delayed"
@@ -112,14 +166,14 @@ def test_a_delayed_job_that_becomes_earliest_wakes_idle_workers(redis_client):
     assert redis_client.llen(K.ready) == 0  # not earlier: the workers' timers still hold
     _enqueue(redis_client, "default:sooner", delay_ms=30_000)
     assert redis_client.lrange(K.ready, 0, -1) == [b"~wake"]
-    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    out = _fetch(redis_client, "w1")
     assert len(out) == 2 and redis_client.llen(K.ready) == 0  # the token is consumed, no job
 
 
 def test_requeue_respects_a_live_lease_and_reaps_an_expired_one(redis_client):
     _enqueue(redis_client, "default:a")
-    _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
-    args = ["w1", "worker lost: its lease expired", 60_000, 1, 1]
+    _fetch(redis_client, "w1")
+    args = s.requeue_args("w1", "worker lost: its lease expired", 60_000, True, True)
     assert _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args) == [-1]
     redis_client.zadd(K.workers, {"w1": 0})
     assert _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args) == [1]
@@ -132,11 +186,11 @@ def test_requeue_respects_a_live_lease_and_reaps_an_expired_one(redis_client):
 def test_requeue_fails_a_last_attempt_as_retry_or_fail_does(redis_client):
     for job_id, worker in (("default:died", "w1"), ("default:raised", "w2")):
         _enqueue(redis_client, job_id, max_tries=1)
-        _run(redis_client, "fetch", s.fetch_keys(K, worker), [worker, 1, 30_000, 100])
-    args = ["w1", "worker killed by signal 9", 60_000, 0, 1]
+        _fetch(redis_client, worker)
+    args = s.requeue_args("w1", "worker killed by signal 9", 60_000, False, True)
     out = _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args)
     assert out == [1, b"default:died", b"Record"]  # back once, for its failed() hook
-    args = ["default:raised", 0, "E: x", "tb", 60_000, 0]
+    args = s.retry_or_fail_args("default:raised", 0, "E: x", "tb", 60_000, False)
     assert _run(redis_client, "retry_or_fail", s.retry_or_fail_keys(K, "w2"), args) == 2
     died, raised = _state(redis_client, "default:died"), _state(redis_client, "default:raised")
     assert set(died) - {"hook"} == set(raised) - {"traceback"}
@@ -154,24 +208,25 @@ def _hook_entry(redis_client, job_id, hook):
     redis_client.hset(K.payload, job_id, "{}")
 
 
-def test_a_hook_starts_with_the_claim_of_its_batch_or_the_start_script(redis_client):
+def test_a_hook_starts_with_the_claim_of_its_batch_or_the_begin_script(redis_client):
     _hook_entry(redis_client, "default:a", 1)
     _hook_entry(redis_client, "default:b", 1)
     redis_client.rpush(K.ready, "default:a", "default:b")
-    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 2, 30_000, 100])
+    out = _fetch(redis_client, "w1", 2)
     assert [json.loads(out[4])["hook"], json.loads(out[7])["hook"]] == [2, 1]
     assert _state(redis_client, "default:a")["hook"] == 2
-    assert _run(redis_client, "start", s.start_keys(K, "w1"), ["default:b", "w1"]) == 1
+    begin = s.begin_keys(K, "w1"), s.begin_args("default:b", "w1")
+    assert _run(redis_client, "begin", *begin) == 1
     b = _state(redis_client, "default:b")
     assert (b["status"], b["hook"], b["attempts"], "worker" in b) == ("failed", 2, 1, False)
-    assert _run(redis_client, "start", s.start_keys(K, "w1"), ["default:b", "w1"]) == 0
+    assert _run(redis_client, "begin", *begin) == 0
 
 
 def test_requeue_drops_only_a_hook_that_started(redis_client):
     _hook_entry(redis_client, "default:started", 2)
     _hook_entry(redis_client, "default:waiting", 1)
     redis_client.rpush(K.wip("w1"), "default:started", "default:waiting")
-    args = ["w1", "timeout after 1 s", 60_000, 0, 1]
+    args = s.requeue_args("w1", "timeout after 1 s", 60_000, False, True)
     assert _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args) == [1]
     started = _state(redis_client, "default:started")
     assert "hook" not in started and started["hook_error"] == "timeout after 1 s"
@@ -179,48 +234,44 @@ def test_requeue_drops_only_a_hook_that_started(redis_client):
     assert waiting["hook"] == 1 and "hook_error" not in waiting
     assert redis_client.lrange(K.ready, 0, -1) == [b"default:waiting"]
     # a shutdown (no attempt counted) hands even a started hook back, pending again
-    _run(redis_client, "fetch", s.fetch_keys(K, "w2"), ["w2", 1, 30_000, 100])
+    _fetch(redis_client, "w2")
     assert _state(redis_client, "default:waiting")["hook"] == 2
-    args = ["w2", "worker stopped", 60_000, 0, 0]
+    args = s.requeue_args("w2", "worker stopped", 60_000, False, False)
     assert _run(redis_client, "requeue", s.requeue_keys(K, "w2"), args) == [1]
     assert _state(redis_client, "default:waiting")["hook"] == 1
 
 
 def test_fetch_reports_a_peer_whose_lease_lapsed(redis_client):
     redis_client.zadd(K.workers, {"dead": 0})
-    out = _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
+    out = _fetch(redis_client, "w1")
     assert out[1] == b"dead"
 
 
 def test_renew_extends_leases(redis_client):
-    deadline = _run(redis_client, "renew", s.renew_keys(K), [5_000, "w1", "w2"])
+    deadline = _run(redis_client, "renew", s.renew_keys(K), s.renew_args(5_000, ["w1", "w2"]))
     assert redis_client.zscore(K.workers, "w1") == deadline
     assert redis_client.zscore(K.workers, "w2") == deadline
 
 
 def test_ack_by_a_worker_that_lost_the_job_changes_nothing(redis_client):
     _enqueue(redis_client, "default:a")
-    _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
-    assert _run(redis_client, "ack", s.ack_keys(K, "w2"), [1000, 10, "", "w2", "default:a"]) == [
-        0,
-        0,
-    ]
+    _fetch(redis_client, "w1")
+    args = s.ack_args(1000, "", "w2", ["default:a"])
+    assert _run(redis_client, "ack", s.ack_keys(K, "w2"), args) == [0, 0]
     assert _state(redis_client, "default:a")["status"] == "processing"
-    assert _run(redis_client, "ack", s.ack_keys(K, "w1"), [1000, 10, "", "w1", "default:a"]) == [
-        1,
-        0,
-    ]
+    args = s.ack_args(1000, "", "w1", ["default:a"])
+    assert _run(redis_client, "ack", s.ack_keys(K, "w1"), args) == [1, 0]
     assert _state(redis_client, "default:a")["status"] == "completed"
     assert redis_client.hexists(K.payload, "default:a") == 0
 
 
-def test_ack_starts_the_next_job_of_the_batch_and_counts_its_attempt(redis_client):
+def test_ack_begins_the_next_job_of_the_batch_and_counts_its_attempt(redis_client):
     _enqueue(redis_client, "default:a")
     _enqueue(redis_client, "default:b")
-    _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 2, 30_000, 100])
-    assert _state(redis_client, "default:b")["status"] == "queued"  # claimed, not started
+    _fetch(redis_client, "w1", 2)
+    assert _state(redis_client, "default:b")["status"] == "queued"  # claimed, not begun
 
-    args = [1000, 10, "default:b", "w1", "default:a"]
+    args = s.ack_args(1000, "default:b", "w1", ["default:a"])
     assert _run(redis_client, "ack", s.ack_keys(K, "w1"), args) == [1, 1]
 
     assert _state(redis_client, "default:a")["status"] == "completed"
@@ -234,11 +285,9 @@ def test_ack_starts_the_next_job_of_the_batch_and_counts_its_attempt(redis_clien
 def test_retry_or_fail_decides_by_the_stored_attempts(redis_client):
     _enqueue(redis_client, "default:a", max_tries=2)
     keys = s.retry_or_fail_keys(K, "w1")
+    args = s.retry_or_fail_args("default:a", 0, "E: x", "tb", 60_000, False)
     for expected in (1, 2):
-        _run(redis_client, "fetch", s.fetch_keys(K, "w1"), ["w1", 1, 30_000, 100])
-        assert (
-            _run(redis_client, "retry_or_fail", keys, ["default:a", 0, "E: x", "tb", 60_000, 0])
-            == expected
-        )
+        _fetch(redis_client, "w1")
+        assert _run(redis_client, "retry_or_fail", keys, args) == expected
     assert redis_client.zscore(K.failed, "default:a") is not None
     assert redis_client.zscore(K.expire, "default:a") is not None

@@ -216,8 +216,10 @@ def test_stats_lists_queues_that_hold_jobs_but_have_no_workers(redis_url, redis_
 
 
 def test_counts_and_stats_leave_out_wake_tokens(redis_url, redis_client, qm, tmp_path):
+    session = qm.driver.session()
     for worker_id in ("w1", "w2"):  # two idle workers: a delayed job wakes both
-        qm.driver.fetch("default", worker_id)
+        session.fetch("default", worker_id)
+    session.close()
     qm.later(Record(str(tmp_path / "out")), 60)
     assert redis_client.lrange("jobpool:{default}:ready", 0, -1) == [b"~wake", b"~wake"]
     assert qm.counts()["ready"] == 0 and qm.size() == 1

@@ -91,7 +91,7 @@ def test_failure_retries_with_exponential_backoff_then_fails_once(qm, tmp_path):
 
 def _requeue_for_next_attempt(qm, worker, delivery):
     """Hand the popped job back so the next pop() in the loop claims it as the next attempt."""
-    qm.driver.release(delivery.worker_id, delivery.queue, [delivery.id])
+    worker.session.release(delivery.worker_id, delivery.queue, [delivery.id])
 
 
 def test_instance_max_tries_overrides_class_default(qm, tmp_path):
@@ -307,7 +307,9 @@ def test_delete_refuses_a_job_in_progress(qm, tmp_path):
 def test_release_hands_back_without_counting_the_attempt(qm, tmp_path):
     job_id = qm.push(Record(str(tmp_path / "out")))
     d = qm.pop()
-    assert qm.driver.release(d.worker_id, d.queue, [d.id]) == 1
+    session = qm.driver.session()
+    assert session.release(d.worker_id, d.queue, [d.id]) == 1
+    session.close()
     status = qm.get_job_status(job_id)
     assert status["status"] == "queued" and status["attempts"] == 0
 
@@ -328,7 +330,7 @@ def test_dead_worker_jobs_are_requeued_and_count_as_attempts(qm, tmp_path):
     requeued = qm.driver.requeue_worker("default", d.worker_id, "worker killed by signal 9")
     assert requeued == Requeued(1, ((job_id, "Record"),))  # back once more, for its hook
     status = qm.get_job_status(job_id)
-    assert status["status"] == "failed" and status["failed_hook_pending"] is True
+    assert status["status"] == "failed" and status["hook"] == "pending"
 
 
 def test_failed_hook_runs_once_in_a_worker_after_deaths(qm, tmp_path):
@@ -339,11 +341,11 @@ def test_failed_hook_runs_once_in_a_worker_after_deaths(qm, tmp_path):
     d = qm.pop()
     qm.driver.requeue_worker("default", d.worker_id, "worker killed by signal 9")
     hook = qm.pop()
-    assert hook.hook_only
+    assert hook.hook and hook.hook_started  # first of its batch: the claim began it
     assert Worker(qm).process(hook) is Outcome.FAILED
     assert runs(path) == ["failed:WorkerLostError:worker", "killed", "by", "signal", "9"]
     status = qm.get_job_status(job_id)
-    assert status["status"] == "failed" and "failed_hook_pending" not in status
+    assert status["status"] == "failed" and "hook" not in status
     assert qm.pop() is None
 
 
@@ -372,7 +374,7 @@ def test_a_hook_claimed_behind_a_job_that_kills_its_worker_still_runs(qm, tmp_pa
     _, (first, hook) = _claim_a_hook_behind_a_job(qm, tmp_path)
     requeued = qm.driver.requeue_worker("default", "w2", "timeout after 1 s")
     status = qm.get_job_status(hook.id)
-    assert status["failed_hook_pending"] is True and "hook_error" not in status
+    assert status["hook"] == "pending" and "hook_error" not in status
     assert status["error"] == "worker killed by signal 9"  # not the error of the job ahead
     assert requeued == Requeued(2)  # both go back: nothing failed for good here
     worker = Worker(qm)
@@ -386,18 +388,19 @@ def test_a_hook_claimed_behind_a_job_that_kills_its_worker_still_runs(qm, tmp_pa
         "9",
     ]
     status = qm.get_job_status(hook.id)
-    assert "failed_hook_pending" not in status and "hook_error" not in status
+    assert "hook" not in status and "hook_error" not in status
     assert qm.counts()["failed"] == 1
 
 
 def test_a_worker_that_dies_inside_a_failed_hook_drops_only_that_hook(qm, tmp_path):
     session, (first, hook) = _claim_a_hook_behind_a_job(qm, tmp_path)
     session.complete(first)
-    assert session.start(hook).record["hook"] == 2  # started (with the ack, on Redis)
+    assert session.begin(hook).record["hook"] == 2  # started (with the ack, on Redis)
     session.flush()
+    assert qm.get_job_status(hook.id)["hook"] == "started"
     assert qm.driver.requeue_worker("default", "w2", "timeout after 1 s") == Requeued(0)
     status = qm.get_job_status(hook.id)
-    assert "failed_hook_pending" not in status and status["hook_error"] == "timeout after 1 s"
+    assert "hook" not in status and status["hook_error"] == "timeout after 1 s"
     assert status["error"] == "worker killed by signal 9"
     assert qm.pop() is None  # a poison hook does not loop
     assert runs(tmp_path / "hook") == []
@@ -412,7 +415,7 @@ def test_a_last_attempt_that_dies_with_its_worker_fails_like_one_that_raised(qm,
     d = qm.pop()
     requeued = qm.driver.requeue_worker("default", d.worker_id, "worker killed by signal 9")
     assert requeued == Requeued(1, ((died_id, "Fail"),))
-    assert qm.get_job_status(died_id)["failed_hook_pending"] is True
+    assert qm.get_job_status(died_id)["hook"] == "pending"
     assert Worker(qm).process(qm.pop()) is Outcome.FAILED  # its failed() hook
     a, b = qm.get_job_status(raised_id), qm.get_job_status(died_id)
     assert set(b) == set(a) - {"traceback"}  # no traceback: nothing raised
@@ -442,14 +445,14 @@ def test_finished_records_expire_after_their_ttl(request, tmp_path, backend):
     qm.close()
 
 
-def test_a_batch_claim_starts_only_its_first_job(qm, tmp_path):
+def test_a_batch_claim_begins_only_its_first_job(qm, tmp_path):
     ids = qm.push_many([Record(str(tmp_path / "out"), str(i)) for i in range(6)])
     session = qm.driver.session()
     fetched = session.fetch("default", "w1", count=4)
     assert [d.id for d in fetched.deliveries] == ids[:4]
     statuses = [qm.get_job_status(i)["status"] for i in ids[:4]]
     assert statuses == ["processing", "queued", "queued", "queued"]
-    second = session.start(fetched.deliveries[1])
+    second = session.begin(fetched.deliveries[1])
     session.flush()
     assert second.attempts == 1
     assert qm.get_job_status(ids[1])["status"] == "processing"

@@ -130,7 +130,9 @@ def test_a_full_redis_still_drains_its_queue_through_jobpool_start(
 def test_a_read_only_replica_neither_kills_the_master_nor_loses_the_dead_workers_job(
     redis_url, redis_client, tmp_path, read_only, master
 ):
-    m = master(toml(redis_url), workers=2)
+    # A lease longer than the test: only the master may hand the dead worker's job back (with
+    # leases renewals refused, a short lease would lapse and a peer would reap it instead).
+    m = master(toml(redis_url, pool={"lease": 30}), workers=2)
     qm = QueueManager(redis_url)
     out = tmp_path / "out"
     job_id = qm.push(Sleep(str(out), 1.0))
@@ -162,7 +164,7 @@ def test_an_ack_refused_by_a_read_only_redis_is_kept_and_sent_again(redis_url, t
     qm = QueueManager(redis_url)
     job_id = qm.push(Record(str(tmp_path / "out")))
     session = qm.driver.session()
-    delivery = session.start(session.fetch("default", "w1").deliveries[0])
+    delivery = session.begin(session.fetch("default", "w1").deliveries[0])
     read_only(True)
     session.complete(delivery)
     with pytest.raises(redis.ResponseError, match="READONLY|read only"):

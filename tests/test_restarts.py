@@ -1,24 +1,31 @@
-"""jobpool.supervisor.restarts as pure logic: what the master makes of each way a worker can end, and the
-per-slot crash backoff, with the clock passed in."""
+"""jobpool.supervisor.restarts as pure logic: what the master makes of each way a worker can end,
+and the per-slot crash backoff, with the clock passed in."""
 
 from __future__ import annotations
 
 import pytest
 
 from jobpool import exitcodes
-from jobpool.supervisor.restarts import STABLE_AFTER, Exit, RestartPolicy, describe_exit
+from jobpool.supervisor.restarts import (
+    STABLE_AFTER,
+    Exit,
+    Kill,
+    KillReason,
+    RestartPolicy,
+    describe_exit,
+)
 
 SLOT = ("default", 0)
 
 
 def ended(
     code: int,
-    kill_reason: str | None = None,
+    killed: Kill | None = None,
     asked_to_stop: bool = False,
     shutting_down: bool = False,
 ) -> Exit:
     return describe_exit(
-        code, kill_reason=kill_reason, asked_to_stop=asked_to_stop, shutting_down=shutting_down
+        code, killed=killed, asked_to_stop=asked_to_stop, shutting_down=shutting_down
     )
 
 
@@ -79,18 +86,39 @@ def test_code_0_when_asked_or_shutting_down_is_a_plain_stop(asked_to_stop, shutt
 
 
 @pytest.mark.parametrize(
-    ("kill_reason", "reason", "count_attempt"),
+    ("killed", "reason", "count_attempt"),
     [
-        ("timeout after 1 s", "timeout", True),
-        ("memory: worker used 157MiB, above memory_hard_limit 80MiB", "memory", True),
-        ("shutdown: still busy after graceful_timeout", "shutdown", False),
-        ("shutdown: stopped at once", "shutdown", False),
+        (Kill(KillReason.TIMEOUT, "timeout after 1 s"), "timeout", True),
+        (
+            Kill(KillReason.MEMORY, "memory: worker used 157MiB, above memory_hard_limit 80MiB"),
+            "memory",
+            True,
+        ),
+        (
+            Kill(KillReason.SHUTDOWN, "shutdown: still busy after graceful_timeout"),
+            "shutdown",
+            False,
+        ),
+        (Kill(KillReason.SHUTDOWN, "shutdown: stopped at once"), "shutdown", False),
+        (Kill(KillReason.CANCEL, "cancelled"), "cancel", False),
     ],
 )
 @pytest.mark.parametrize("code", [-9, 0, 1])
-def test_the_masters_kill_reason_wins_over_the_exit_code(kill_reason, reason, count_attempt, code):
-    e = ended(code, kill_reason=kill_reason, asked_to_stop=True)
-    assert e == Exit(reason, kill_reason, crash=False, count_attempt=count_attempt)
+def test_the_masters_kill_wins_over_the_exit_code(killed, reason, count_attempt, code):
+    e = ended(code, killed=killed, asked_to_stop=True)
+    assert e == Exit(reason, killed.detail, crash=False, count_attempt=count_attempt)
+
+
+def test_a_kill_reason_is_the_reason_word_of_the_log_and_the_metrics():
+    """The values are the `reason` label of jobpool_worker_restarts: they must not change."""
+    assert {r.value for r in KillReason} == {"timeout", "memory", "shutdown", "cancel"}
+
+
+def test_the_detail_of_a_kill_is_carried_as_it_is():
+    """No reason is parsed back out of the text: a detail that reads like another reason
+    leaves the reason alone."""
+    e = ended(-9, killed=Kill(KillReason.TIMEOUT, "memory: looks like another reason"))
+    assert (e.reason, e.detail) == ("timeout", "memory: looks like another reason")
 
 
 # -- RestartPolicy -----------------------------------------------------------------------------

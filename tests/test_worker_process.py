@@ -319,7 +319,7 @@ def test_poison_job_fails_once_with_worker_lost_and_workers_keep_working(workers
     def failed_with_hook() -> bool:
         restart_dead(workers, procs)
         record = status(qm, job_id)
-        return record.get("status") == "failed" and not record.get("failed_hook_pending")
+        return record.get("status") == "failed" and not record.get("hook")
 
     wait_until(failed_with_hook, 25, interval=0.1, message="the poison job to fail for good")
     record = status(qm, job_id)

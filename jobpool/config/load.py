@@ -50,10 +50,11 @@ from jobpool.config.schema import (
     TOP_ENV,
     TOP_FIELDS,
     describe,
-    queue_name,
     redis_fields,
 )
 from jobpool.config.units import format_size
+from jobpool.defaults import DATA_DIR
+from jobpool.names import check_queue_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -157,7 +158,7 @@ def _build_redis(reader: Reader, raw: Any, base_dir: Path, env: Mapping[str, str
             "the password is also set inside redis.url: set it in only one place",
         )
     _apply_redis_env(values, reader.env(env, REDIS_ENV, converters, INTEGER_KEYS))
-    values.setdefault("data_dir", base_dir / ".jobpool")
+    values.setdefault("data_dir", base_dir / DATA_DIR)
     return RedisConfig(**values)
 
 
@@ -192,9 +193,9 @@ def _build_queues(reader: Reader, raw: Any, pool: PoolConfig) -> Mapping[str, Qu
         path = key_path("queues", name)
         valid_name = True
         try:
-            queue_name(name)
+            check_queue_name(name)
         except ValueError as exc:
-            reader.error(path, f"invalid queue name: {exc}")
+            reader.error(path, str(exc))
             valid_name = False
         values = reader.table(table, path, QUEUE_FIELDS)
         queue = queue_from_pool(name, pool, values)

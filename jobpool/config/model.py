@@ -1,5 +1,6 @@
-"""The validated configuration: frozen dataclasses whose defaults are the documented defaults,
-and the error that lists every problem found. load.py builds them from TOML and the environment."""
+"""The validated configuration: frozen dataclasses whose defaults are the documented defaults
+(defined in jobpool/defaults.py), and the error that lists every problem found. load.py builds
+them from TOML and the environment."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from jobpool import defaults
 from jobpool.config.redis_url import EMBEDDED, mask_url
-from jobpool.config.schema import queue_name
-
-MiB = 1024 * 1024
+from jobpool.names import check_queue_name
 
 
 class ConfigError(Exception):
@@ -42,18 +42,18 @@ class RedisConfig:
     """
 
     url: str | None = None
-    host: str = "localhost"
-    port: int = 6379
+    host: str = defaults.REDIS_HOST
+    port: int = defaults.REDIS_PORT
     username: str | None = None
     password: str | None = None
-    database: int = 0
-    prefix: str = "jobpool"
-    data_dir: Path = Path(".jobpool")
-    socket_timeout: float = 5.0
+    database: int = defaults.REDIS_DATABASE
+    prefix: str = defaults.PREFIX
+    data_dir: Path = Path(defaults.DATA_DIR)
+    socket_timeout: float = defaults.SOCKET_TIMEOUT
     ssl_ca_certs: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
-    ssl_cert_reqs: str = "required"
+    ssl_cert_reqs: str = defaults.SSL_CERT_REQS
 
     @property
     def is_embedded(self) -> bool:
@@ -86,26 +86,26 @@ class RedisConfig:
 class JobsConfig:
     """How long finished jobs are kept (seconds) and how big a job's payload may be (bytes)."""
 
-    completed_ttl: float = 86400.0
-    failed_ttl: float = 604800.0
-    max_payload: int = MiB
+    completed_ttl: float = defaults.COMPLETED_TTL
+    failed_ttl: float = defaults.FAILED_TTL
+    max_payload: int = defaults.MAX_PAYLOAD
 
 
 @dataclass(frozen=True)
 class PoolConfig:
     """Supervisor-wide settings; also the defaults of every queue."""
 
-    workers: int = 1
+    workers: int = defaults.WORKERS
     memory_limit: int | None = None
     memory_hard_limit: int | None = None
-    max_jobs: int = 0
-    graceful_timeout: float = 30.0
-    lease: float = 30.0
-    prefetch: int = 32
-    preload: bool = False
-    memory_check_interval: float = 1.0
+    max_jobs: int = defaults.MAX_JOBS
+    graceful_timeout: float = defaults.GRACEFUL_TIMEOUT
+    lease: float = defaults.LEASE
+    prefetch: int = defaults.PREFETCH
+    preload: bool = defaults.PRELOAD
+    memory_check_interval: float = defaults.MEMORY_CHECK_INTERVAL
     timeout: float | None = None
-    restart_backoff_max: float = 60.0
+    restart_backoff_max: float = defaults.RESTART_BACKOFF_MAX
 
 
 @dataclass(frozen=True)
@@ -113,13 +113,13 @@ class QueueConfig:
     """One queue's worker settings; each field defaults to the [pool] value of the same name."""
 
     name: str
-    workers: int = 1
+    workers: int = defaults.WORKERS
     memory_limit: int | None = None
     memory_hard_limit: int | None = None
-    max_jobs: int = 0
-    graceful_timeout: float = 30.0
-    lease: float = 30.0
-    prefetch: int = 32
+    max_jobs: int = defaults.MAX_JOBS
+    graceful_timeout: float = defaults.GRACEFUL_TIMEOUT
+    lease: float = defaults.LEASE
+    prefetch: int = defaults.PREFETCH
     timeout: float | None = None
 
 
@@ -147,11 +147,11 @@ class Config:
 
     source: str = "<defaults>"
     base_dir: Path = Path(".")
-    driver: str = "redis"
-    default_queue: str = "default"
+    driver: str = defaults.DRIVER
+    default_queue: str = defaults.DEFAULT_QUEUE
     imports: tuple[str, ...] = ()
-    log_level: str = "info"
-    log_format: str = "text"
+    log_level: str = defaults.LOG_LEVEL
+    log_format: str = defaults.LOG_FORMAT
     redis: RedisConfig = field(default_factory=RedisConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
@@ -167,9 +167,9 @@ class Config:
         if configured is not None:
             return configured
         try:
-            queue_name(name)
+            check_queue_name(name)
         except ValueError as exc:
-            raise ConfigError([f"queue name {name!r}: {exc}"]) from None
+            raise ConfigError([str(exc)]) from None
         return queue_from_pool(name, self.pool, {})
 
 

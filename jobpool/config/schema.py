@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from jobpool.config.redis_url import EMBEDDED, URL_SCHEMES
 from jobpool.config.units import DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size
+from jobpool.names import check_queue_name
 
 Convert = Callable[[Any], Any]
 _URL_RULE = "must be 'embedded' or a redis://, rediss:// or unix:// URL"
@@ -201,24 +202,18 @@ def path_under(base_dir: Path) -> Convert:
 # variables override them.
 # --------------------------------------------------------------------------------------------
 
-# Queue names and the key prefix end up inside Redis key names: no ':' (our separator), no '{' or
-# '}' (Redis Cluster hash tags), no spaces.
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_QUEUE_NAME_RULE = (
-    "must be 1 to 64 characters: letters, digits, '_', '.' or '-', starting with a letter or "
-    "digit (queue names become part of Redis keys, so ':', '{', '}' and spaces are not allowed)"
-)
+# The key prefix starts every Redis key name: no '{' or '}' (Redis Cluster hash tags), no spaces.
+# (The rule for queue names, which the manager and the CLI check too, is in jobpool/names.py.)
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _PREFIX_RULE = (
     "must be 1 to 64 characters: letters, digits, '_', '.', ':' or '-', starting with a letter or "
     "digit ('{', '}' and spaces are not allowed in Redis key prefixes)"
 )
-queue_name = matching(_QUEUE_NAME, _QUEUE_NAME_RULE)
 
 SECTIONS = ("redis", "jobs", "pool", "queues", "metrics")
 TOP_FIELDS: dict[str, Convert] = {
     "driver": choice("redis", "memory", aliases={"array": "memory"}),
-    "default_queue": queue_name,
+    "default_queue": check_queue_name,
     "imports": imports,
     "log_level": choice("debug", "info", "warning", "error"),
     "log_format": choice("text", "json"),

@@ -1,8 +1,10 @@
 """What a storage driver does, and the unit of work it hands out.
 
 Two drivers keep the same promises: `drivers.redis.RedisDriver` (everything real) and
-`drivers.memory.MemoryDriver` (one-process unit tests). The manager and the worker speak only this
-protocol, so behaviour proven on one driver is the behaviour of the other.
+`drivers.memory.MemoryDriver` (one-process unit tests). The manager, the master and the worker
+speak only these protocols, so behaviour proven on one driver is the behaviour of the other. A
+`Driver` serves producers, admins and the master; what a worker does with the jobs it claims
+goes through its own `Session`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from jobpool import defaults
+
 # The record field `hook` of a job its worker's death failed for good, whose failed() hook a
 # worker must still run: pending until a worker begins it, then started. A worker that dies in
 # a started hook loses that hook; a pending one goes back to the queue (see lua/requeue.lua).
 HOOK_PENDING = 1
 HOOK_STARTED = 2
+HOOK_NAMES = {HOOK_PENDING: "pending", HOOK_STARTED: "started"}  # in status records
 
 
 class Outcome(str, enum.Enum):
@@ -48,15 +53,15 @@ class Delivery:
         return int(self.record.get("max_tries", 1))
 
     @property
-    def hook_only(self) -> bool:
-        """True when the job already failed for good (its worker died) and only its failed()
-        hook is left to run."""
+    def hook(self) -> bool:
+        """True when this delivery runs the job's failed() hook, not the job: the job already
+        failed for good (its worker died), and a failed job is handed out for nothing else."""
         return self.record.get("status") == "failed"
 
     @property
     def hook_started(self) -> bool:
-        """True when this failed() hook delivery has begun (with its claim, or its start)."""
-        return self.hook_only and self.record.get("hook") == HOOK_STARTED
+        """True when this failed() hook delivery has begun (with its claim, or `begin`)."""
+        return self.hook and self.record.get("hook") == HOOK_STARTED
 
     @property
     def job_class(self) -> str:
@@ -87,15 +92,17 @@ class Requeued:
 
 
 class Session(Protocol):
-    """One worker's operations: claim, start, acknowledge. Not shared between threads.
+    """One worker's operations: claim, begin, acknowledge. Not shared between threads.
 
-    A session may send starts and acks without waiting (the Redis one does); `flush()` waits
+    A session may send begins and acks without waiting (the Redis one does); `flush()` waits
     until everything sent has been applied.
     """
 
-    def fetch(self, queue: str, worker_id: str, count: int = 1, lease: float = 30.0) -> Fetched: ...
-    def start(self, delivery: Delivery) -> Delivery: ...
-    def complete(self, delivery: Delivery) -> Any: ...
+    def fetch(
+        self, queue: str, worker_id: str, count: int = 1, lease: float = defaults.LEASE
+    ) -> Fetched: ...
+    def begin(self, delivery: Delivery) -> Delivery: ...
+    def complete(self, delivery: Delivery) -> None: ...
     def retry_or_fail(
         self, delivery: Delivery, delay: float, error: str, traceback: str, force_fail: bool = False
     ) -> Outcome: ...
@@ -108,19 +115,13 @@ class Session(Protocol):
 
 
 class Driver(Protocol):
-    """Storage for queues. Every method is one atomic step; times come from the driver's clock."""
+    """Storage for queues: what producers, admins and the master do, and a `session()` per
+    worker for the rest. Every method is one atomic step; times come from the driver's clock."""
 
     def enqueue(
         self, queue: str, jobs: Sequence[tuple[str, str, dict[str, Any]]], delay: float = 0.0
     ) -> int: ...
-    def fetch(self, queue: str, worker_id: str, count: int = 1, lease: float = 30.0) -> Fetched: ...
     def session(self) -> Session: ...
-    def wait(self, queue: str, timeout: float, wakeup_fd: int | None = None) -> None: ...
-    def complete(self, delivery: Delivery) -> bool: ...
-    def retry_or_fail(
-        self, delivery: Delivery, delay: float, error: str, traceback: str, force_fail: bool = False
-    ) -> Outcome: ...
-    def release(self, worker_id: str, queue: str, job_ids: Sequence[str]) -> int: ...
     def requeue_worker(
         self,
         queue: str,
@@ -139,15 +140,15 @@ class Driver(Protocol):
 
 
 def public_record(job_id: str, record: dict[str, Any]) -> dict[str, Any]:
-    """A stored record as users see it: times in float unix seconds, internals dropped."""
+    """A stored record as users see it: times in float unix seconds, and `hook` (see
+    HOOK_PENDING) by name, "pending" or "started"."""
     out: dict[str, Any] = {"id": job_id}
     for key, value in record.items():
-        if key in ("hook",):
-            continue
-        if key.endswith("_at") and isinstance(value, (int, float)):
+        if key == "hook":
+            if value:
+                out[key] = HOOK_NAMES.get(value, value)
+        elif key.endswith("_at") and isinstance(value, (int, float)):
             out[key] = value / 1000.0
         else:
             out[key] = value
-    if record.get("hook"):
-        out["failed_hook_pending"] = True
     return out

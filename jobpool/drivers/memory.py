@@ -12,8 +12,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from jobpool import defaults
 from jobpool.drivers.base import (
     HOOK_PENDING,
     HOOK_STARTED,
@@ -25,6 +26,9 @@ from jobpool.drivers.base import (
 )
 from jobpool.ids import queue_of
 
+if TYPE_CHECKING:
+    from jobpool.drivers.base import Driver, Session
+
 
 class _Queue:
     def __init__(self) -> None:
@@ -35,13 +39,14 @@ class _Queue:
 
 
 class MemoryDriver:
-    """Queues in this process's memory; `wait()` blocks on a condition variable."""
+    """Queues in this process's memory, for producers and admins; `session()` does a worker's
+    steps on them. A session's `wait()` blocks on the lock's condition variable."""
 
     def __init__(
         self,
         *,
-        completed_ttl: float = 86400.0,
-        failed_ttl: float = 7 * 86400.0,
+        completed_ttl: float = defaults.COMPLETED_TTL,
+        failed_ttl: float = defaults.FAILED_TTL,
         clock: Callable[[], float] = time.time,
     ):
         self.completed_ttl, self.failed_ttl, self.clock = completed_ttl, failed_ttl, clock
@@ -91,32 +96,8 @@ class MemoryDriver:
                 self._save(job_id, record, status="queued")
             q.ready.append(job_id)
 
-    def fetch(self, queue: str, worker_id: str, count: int = 1, lease: float = 30.0) -> Fetched:
-        with self._cond:
-            now, q = self._now_ms(), self._q(queue)
-            for job_id in reversed(q.held.pop(worker_id, [])):
-                self._hand_back(q, job_id)
-            self._promote(q, now)
-            out: list[Delivery] = []
-            peers = len(q.held) + 1  # the workers holding jobs, and this one
-            count = min(count, max(len(q.ready) // peers, 1))  # a fair share
-            while q.ready and len(out) < count:
-                job_id = q.ready.popleft()
-                record = self._records.get(job_id)
-                if record is None or job_id not in self._bodies:
-                    continue
-                if record["status"] == "failed" and not record.get("hook"):
-                    continue
-                if not out:  # the rest start later
-                    self._begin(job_id, record, worker_id, now)
-                q.held.setdefault(worker_id, []).append(job_id)
-                body = self._bodies[job_id].encode()
-                out.append(Delivery(job_id, queue, body, copy.deepcopy(record), worker_id))
-            next_due = (q.delayed[0][0] - now) / 1000.0 if q.delayed else None
-            return Fetched(out, next_due and max(next_due, 0.0))
-
     def _begin(self, job_id: str, record: dict[str, Any], worker_id: str, now: int) -> None:
-        """Start a job (its attempt counts), or the failed() hook of a failed one."""
+        """Begin a job (its attempt counts), or the failed() hook of a failed one."""
         if record["status"] == "failed":
             self._save(job_id, record, hook=HOOK_STARTED)
             return
@@ -128,25 +109,6 @@ class MemoryDriver:
             worker=worker_id,
             started_at=now,
         )
-
-    def start(self, delivery: Delivery) -> Delivery:
-        """Begin a job claimed in a batch: its attempt counts from here (or its failed() hook
-        is marked started)."""
-        with self._cond:
-            record = self._records.get(delivery.id)
-            held = delivery.id in self._q(delivery.queue).held.get(delivery.worker_id, [])
-            if held and record is not None and _waits_to_start(record):
-                self._begin(delivery.id, record, delivery.worker_id, self._now_ms())
-            current = copy.deepcopy(record) if record is not None else delivery.record
-            return Delivery(delivery.id, delivery.queue, delivery.body, current, delivery.worker_id)
-
-    def session(self) -> MemorySession:
-        return MemorySession(self)
-
-    def wait(self, queue: str, timeout: float, wakeup_fd: int | None = None) -> None:
-        with self._cond:
-            if not self._q(queue).ready:
-                self._cond.wait(timeout)
 
     def _take(self, q: _Queue, worker_id: str, job_id: str) -> bool:
         held = q.held.get(worker_id, [])
@@ -166,53 +128,6 @@ class MemoryDriver:
             self._save(job_id, record, hook=HOOK_PENDING)
         q.ready.appendleft(job_id)
 
-    def complete(self, delivery: Delivery) -> bool:
-        with self._cond:
-            if not self._take(self._q(delivery.queue), delivery.worker_id, delivery.id):
-                return False
-            now = self._now_ms()
-            record = self._records.get(delivery.id, {})
-            expires = now + int(self.completed_ttl * 1000)
-            self._save(
-                delivery.id,
-                record,
-                status="completed",
-                worker=None,
-                finished_at=now,
-                expires_at=expires,
-            )
-            self._bodies.pop(delivery.id, None)
-            return True
-
-    def retry_or_fail(
-        self,
-        delivery: Delivery,
-        delay: float,
-        error: str,
-        traceback: str,
-        force_fail: bool = False,
-    ) -> Outcome:
-        with self._cond:
-            q = self._q(delivery.queue)
-            if not self._take(q, delivery.worker_id, delivery.id):
-                return Outcome.LOST
-            now, record = self._now_ms(), self._records.get(delivery.id, {})
-            if error:
-                record.update(error=error, traceback=traceback)
-            was_failed = record.get("status") == "failed"
-            attempts, max_tries = record.get("attempts", 0), record.get("max_tries", 1)
-            if not was_failed and not force_fail and attempts < max_tries:
-                due = now + int(delay * 1000 + 0.999)
-                self._save(delivery.id, record, status="retrying", due_at=due, worker=None)
-                bisect.insort(q.delayed, (due, delivery.id))
-                self._cond.notify_all()
-                return Outcome.RETRYING
-            if was_failed:
-                self._save(delivery.id, record, hook=None, worker=None)
-            else:
-                self._fail(q, delivery.id, record, now)
-            return Outcome.FAILED
-
     def _fail(self, q: _Queue, job_id: str, record: dict[str, Any], now: int, **extra: Any) -> None:
         """Fail a job for good: the one place that does, as mark_failed in lua/includes."""
         expires = now + int(self.failed_ttl * 1000)
@@ -226,16 +141,6 @@ class MemoryDriver:
             **extra,
         )
         q.failed[job_id] = now
-
-    def release(self, worker_id: str, queue: str, job_ids: Sequence[str]) -> int:
-        with self._cond:
-            q, n = self._q(queue), 0
-            for job_id in reversed(job_ids):
-                if self._take(q, worker_id, job_id):
-                    self._hand_back(q, job_id)
-                    n += 1
-            self._cond.notify_all()
-            return n
 
     def requeue_worker(
         self,
@@ -258,7 +163,7 @@ class MemoryDriver:
                     self._save(job_id, record, hook=None, hook_error=reason, worker=None)
                     continue
                 if not count_attempt or record["status"] != "processing":
-                    self._hand_back(q, job_id)  # a shutdown, or claimed in a batch, not started
+                    self._hand_back(q, job_id)  # a shutdown, or claimed in a batch, not begun
                     handed += 1
                     continue
                 record.update(error=reason, traceback=None)
@@ -339,11 +244,14 @@ class MemoryDriver:
             self._bodies.pop(job_id, None)
             return True
 
+    def session(self) -> MemorySession:
+        return MemorySession(self)
+
     def close(self) -> None:
         """Nothing to close: the queues live as long as the driver object."""
 
 
-def _waits_to_start(record: dict[str, Any]) -> bool:
+def _waits_to_begin(record: dict[str, Any]) -> bool:
     """Claimed, not begun: a job not processing yet, or a failed() hook still pending."""
     if record["status"] == "failed":
         return record.get("hook") == HOOK_PENDING
@@ -351,23 +259,128 @@ def _waits_to_start(record: dict[str, Any]) -> bool:
 
 
 class MemorySession:
-    """A worker's view of the memory driver: every step applies at once."""
+    """A worker's steps on the memory driver's queues, each applied at once under its lock (as
+    the Redis session's are by one script each)."""
 
     def __init__(self, driver: MemoryDriver):
         self.driver = driver
-        self.fetch = driver.fetch
-        self.start = driver.start
-        self.complete = driver.complete
-        self.retry_or_fail = driver.retry_or_fail
-        self.release = driver.release
+
+    def fetch(
+        self, queue: str, worker_id: str, count: int = 1, lease: float = defaults.LEASE
+    ) -> Fetched:
+        d = self.driver
+        with d._cond:
+            now, q = d._now_ms(), d._q(queue)
+            for job_id in reversed(q.held.pop(worker_id, [])):
+                d._hand_back(q, job_id)
+            d._promote(q, now)
+            out: list[Delivery] = []
+            peers = len(q.held) + 1  # the workers holding jobs, and this one
+            count = min(count, max(len(q.ready) // peers, 1))  # a fair share
+            while q.ready and len(out) < count:
+                job_id = q.ready.popleft()
+                record = d._records.get(job_id)
+                if record is None or job_id not in d._bodies:
+                    continue
+                if record["status"] == "failed" and not record.get("hook"):
+                    continue
+                if not out:  # the rest begin later
+                    d._begin(job_id, record, worker_id, now)
+                q.held.setdefault(worker_id, []).append(job_id)
+                body = d._bodies[job_id].encode()
+                out.append(Delivery(job_id, queue, body, copy.deepcopy(record), worker_id))
+            next_due = (q.delayed[0][0] - now) / 1000.0 if q.delayed else None
+            return Fetched(out, next_due and max(next_due, 0.0))
+
+    def begin(self, delivery: Delivery) -> Delivery:
+        """Begin a job claimed in a batch: its attempt counts from here (or its failed() hook
+        is marked started)."""
+        d = self.driver
+        with d._cond:
+            record = d._records.get(delivery.id)
+            held = delivery.id in d._q(delivery.queue).held.get(delivery.worker_id, [])
+            if held and record is not None and _waits_to_begin(record):
+                d._begin(delivery.id, record, delivery.worker_id, d._now_ms())
+            current = copy.deepcopy(record) if record is not None else delivery.record
+            return Delivery(delivery.id, delivery.queue, delivery.body, current, delivery.worker_id)
+
+    def complete(self, delivery: Delivery) -> None:
+        d = self.driver
+        with d._cond:
+            if not d._take(d._q(delivery.queue), delivery.worker_id, delivery.id):
+                return  # its lease lapsed: another worker owns the job now
+            now = d._now_ms()
+            record = d._records.get(delivery.id, {})
+            expires = now + int(d.completed_ttl * 1000)
+            d._save(
+                delivery.id,
+                record,
+                status="completed",
+                worker=None,
+                finished_at=now,
+                expires_at=expires,
+            )
+            d._bodies.pop(delivery.id, None)
+
+    def retry_or_fail(
+        self,
+        delivery: Delivery,
+        delay: float,
+        error: str,
+        traceback: str,
+        force_fail: bool = False,
+    ) -> Outcome:
+        d = self.driver
+        with d._cond:
+            q = d._q(delivery.queue)
+            if not d._take(q, delivery.worker_id, delivery.id):
+                return Outcome.LOST
+            now, record = d._now_ms(), d._records.get(delivery.id, {})
+            if error:
+                record.update(error=error, traceback=traceback)
+            was_failed = record.get("status") == "failed"
+            attempts, max_tries = record.get("attempts", 0), record.get("max_tries", 1)
+            if not was_failed and not force_fail and attempts < max_tries:
+                due = now + int(delay * 1000 + 0.999)
+                d._save(delivery.id, record, status="retrying", due_at=due, worker=None)
+                bisect.insort(q.delayed, (due, delivery.id))
+                d._cond.notify_all()
+                return Outcome.RETRYING
+            if was_failed:
+                d._save(delivery.id, record, hook=None, worker=None)
+            else:
+                d._fail(q, delivery.id, record, now)
+            return Outcome.FAILED
+
+    def release(self, worker_id: str, queue: str, job_ids: Sequence[str]) -> int:
+        d = self.driver
+        with d._cond:
+            q, n = d._q(queue), 0
+            for job_id in reversed(job_ids):
+                if d._take(q, worker_id, job_id):
+                    d._hand_back(q, job_id)
+                    n += 1
+            d._cond.notify_all()
+            return n
 
     def wait(
         self, queue: str, timeout: float, wakeup_fd: int | None = None, worker_id: str = ""
     ) -> None:
-        self.driver.wait(queue, timeout, wakeup_fd)
+        """Block until a push or a hand-back, or `timeout`; `wakeup_fd` and `worker_id` are
+        not needed in one process."""
+        d = self.driver
+        with d._cond:
+            if not d._q(queue).ready:
+                d._cond.wait(timeout)
 
     def flush(self) -> None:
         """Nothing is ever in flight."""
 
     def close(self) -> None:
         """The driver owns everything."""
+
+
+if TYPE_CHECKING:  # mypy proves both keep the protocols of drivers/base.py
+
+    def _conforms(driver: MemoryDriver, session: MemorySession) -> tuple[Driver, Session]:
+        return driver, session

@@ -16,6 +16,7 @@ from jobpool.config.units import format_size
 from jobpool.process import die_with_parent, owned_memory, rss_self, same_file
 from jobpool.supervisor import signals
 from jobpool.supervisor.board import Board
+from jobpool.supervisor.reports import Finished, Ready, TimedJobStarted
 from jobpool.worker.events import TitleEvents
 
 if TYPE_CHECKING:
@@ -51,17 +52,17 @@ class ChildEvents(TitleEvents):
         self.jobs = 0
         self._started = 0.0
         self._next_full_check = 0.0
-        self._outcomes: list[str] = []  # "I" lines not written yet
+        self._outcomes: list[bytes] = []  # encoded Finished reports not written yet
         self._outcomes_since = 0.0
 
     def ready(self) -> None:
-        self._report("R\n")
+        self._report(Ready().encode())
 
-    def _report(self, line: str) -> None:
+    def _report(self, lines: bytes) -> None:
         if not self._pipe():  # a job closed it, and the number may now be a Redis socket's
             return
         with contextlib.suppress(OSError):  # a master that stopped reading must not stall us
-            os.write(self.report_fd, line.encode())
+            os.write(self.report_fd, lines)
 
     def job_started(self, delivery: Delivery, job: Job) -> None:
         super().job_started(delivery, job)
@@ -69,7 +70,7 @@ class ChildEvents(TitleEvents):
         timeout = float(getattr(job, "timeout", None) or self.queue_timeout or 0)
         self.board.started(now, timeout, delivery.job_class, delivery.id)
         if timeout:
-            self._report("B\n")  # wake the master: it arms the timeout from the board
+            self._report(TimedJobStarted().encode())  # the master arms it from the board
 
     def job_finished(self, delivery: Delivery, outcome: Outcome) -> None:
         super().job_finished(delivery, outcome)
@@ -81,13 +82,13 @@ class ChildEvents(TitleEvents):
         # Outcomes only feed counters: a busy child sends them a batch at a time.
         if not self._outcomes:
             self._outcomes_since = now
-        self._outcomes.append(f"I {outcome.value} {took:.6f} {delivery.job_class}\n")
+        self._outcomes.append(Finished(outcome.value, took, delivery.job_class).encode())
         if len(self._outcomes) >= OUTCOMES_HELD or now - self._outcomes_since >= OUTCOMES_EVERY:
             self.idle()
 
     def idle(self) -> None:
         if self._outcomes:
-            self._report("".join(self._outcomes))
+            self._report(b"".join(self._outcomes))
             self._outcomes.clear()
 
     def stop_reason(self) -> str | None:

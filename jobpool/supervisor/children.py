@@ -3,7 +3,8 @@
 What job a child runs, and since when, is on the child's `Board` (shared memory, no system call
 per job); its pipe carries the rest: that it is ready, that a job with a timeout started (so the
 master wakes to arm it), and the outcomes and durations of finished jobs, a batch at a time, for
-the metrics. What runs in the child after the fork is in child_main.py.
+the metrics (the messages are in reports.py). What runs in the child after the fork is in
+child_main.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING
 from jobpool.supervisor import signals
 from jobpool.supervisor.board import Board, Running
 from jobpool.supervisor.child_main import child_main, lead_own_group
+from jobpool.supervisor.reports import Finished, Ready, ReportReader
+from jobpool.supervisor.restarts import Kill
 
 if TYPE_CHECKING:
     from jobpool.config import Config
@@ -48,11 +51,10 @@ class Child:
     report_closed: bool = False  # end of file on its pipe: it exited, or a job closed it
     report_lost: bool = False  # ... and it lives on: said once in the log
     draining_since: float | None = None
-    kill_reason: str | None = None
-    count_attempt: bool = True
+    killed: Kill | None = None  # the master killed it, and why
     outcomes: dict[str, int] = field(default_factory=dict)
-    finished: list[tuple[str, str, float]] = field(default_factory=list)  # class, outcome, secs
-    _partial: bytes = b""
+    finished: list[Finished] = field(default_factory=list)  # not counted in the metrics yet
+    _reports: ReportReader = field(default_factory=ReportReader)
 
     @property
     def busy(self) -> Running | None:
@@ -78,18 +80,14 @@ class Child:
             return False
         if not data:
             return False
-        *lines, self._partial = (self._partial + data).split(b"\n")
-        for line in lines:
-            self._apply(line.decode(errors="replace").split(" ", 3))
+        # TimedJobStarted only wakes the master: the board says which job, and since when.
+        for report in self._reports.feed(data):
+            if isinstance(report, Ready):
+                self.ready = True
+            elif isinstance(report, Finished):
+                self.outcomes[report.outcome] = self.outcomes.get(report.outcome, 0) + 1
+                self.finished.append(report)
         return True
-
-    def _apply(self, parts: list[str]) -> None:
-        # "B" (a job with a timeout started) only wakes the master: the board says which.
-        if parts[0] == "R":
-            self.ready = True
-        elif parts[0] == "I" and len(parts) == 4:
-            self.outcomes[parts[1]] = self.outcomes.get(parts[1], 0) + 1
-            self.finished.append((parts[3], parts[1], float(parts[2])))
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

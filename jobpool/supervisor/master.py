@@ -29,7 +29,7 @@ from jobpool.supervisor.board import Board, Running
 from jobpool.supervisor.children import Child, Slot, spawn
 from jobpool.supervisor.metrics import make_metrics
 from jobpool.supervisor.plan import PoolPlan
-from jobpool.supervisor.restarts import RestartPolicy, describe_exit
+from jobpool.supervisor.restarts import Kill, KillReason, RestartPolicy, describe_exit
 from jobpool.supervisor.signals import SignalQueue
 from jobpool.supervisor.systemd import Notifier
 
@@ -209,8 +209,8 @@ class Supervisor:
                 )
 
     def _count_finished(self, child: Child) -> None:
-        for job_class, outcome, took in child.finished:
-            self.metrics.job_finished(child.slot.queue, job_class, outcome, took)
+        for done in child.finished:
+            self.metrics.job_finished(child.slot.queue, done.job_class, done.outcome, done.seconds)
         child.finished.clear()
 
     def _reap(self) -> None:
@@ -233,7 +233,7 @@ class Supervisor:
         now = time.monotonic()
         ended = describe_exit(
             code,
-            kill_reason=child.kill_reason,
+            killed=child.killed,
             asked_to_stop=child.draining_since is not None,
             shutting_down=self.draining_since is not None,
         )
@@ -320,15 +320,17 @@ class Supervisor:
 
     def _enforce_limits(self, now: float) -> None:
         for child in list(self.children.values()):
-            if child.kill_reason:
+            if child.killed is not None:
                 continue
             busy = child.busy
             if busy and busy.timeout and now - busy.started > busy.timeout:
-                self._kill(child, f"timeout after {busy.timeout:g} s")
+                self._kill(child, KillReason.TIMEOUT, f"timeout after {busy.timeout:g} s")
             elif child.draining_since is not None:
                 grace = self.config.queue(child.slot.queue).graceful_timeout
                 if now - child.draining_since > grace:
-                    self._kill(child, "shutdown: still busy after graceful_timeout", count=False)
+                    self._kill(
+                        child, KillReason.SHUTDOWN, "shutdown: still busy after graceful_timeout"
+                    )
         if now >= self._next_memory_check:
             self._next_memory_check = now + self.config.pool.memory_check_interval
             for child in list(self.children.values()):
@@ -341,7 +343,7 @@ class Supervisor:
 
     def _check_hard_limit(self, child: Child) -> None:
         limit = self.config.queue(child.slot.queue).memory_hard_limit
-        if not limit or child.kill_reason:
+        if not limit or child.killed is not None:
             return
         try:
             used = owned_memory(child.pid)
@@ -350,16 +352,17 @@ class Supervisor:
         if used > limit:
             self._kill(
                 child,
+                KillReason.MEMORY,
                 f"memory: worker used {format_size(used)}, above "
                 f"memory_hard_limit {format_size(limit)}",
             )
 
-    def _kill(self, child: Child, reason: str, count: bool = True) -> None:
+    def _kill(self, child: Child, reason: KillReason, detail: str) -> None:
         """SIGKILL the worker's process group: the worker and every process its job started
-        (each worker leads its own group), so nothing it began outlives it unsupervised."""
-        child.kill_reason = reason
-        child.count_attempt = count
-        log.warning("killing worker %s (pid %d): %s", child.slot.name, child.pid, reason)
+        (each worker leads its own group), so nothing it began outlives it unsupervised.
+        `detail` is for the log and, if the kill loses a job, for the job's record."""
+        child.killed = Kill(reason, detail)
+        log.warning("killing worker %s (pid %d): %s", child.slot.name, child.pid, detail)
         try:
             os.killpg(child.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -397,8 +400,8 @@ class Supervisor:
         if immediate:
             self.notify.stopping("stopping at once")
             for child in self.children.values():
-                if not child.kill_reason:
-                    self._kill(child, "shutdown: stopped at once", count=False)
+                if child.killed is None:
+                    self._kill(child, KillReason.SHUTDOWN, "shutdown: stopped at once")
             for pid in list(self.children):
                 try:
                     _, status = os.waitpid(pid, 0)

@@ -2,31 +2,57 @@
 
 from __future__ import annotations
 
+import enum
 import signal
 from dataclasses import dataclass
 
-from jobpool import exitcodes
+from jobpool import defaults, exitcodes
 
 STABLE_AFTER = 60.0  # a worker that lived this long resets its slot's crash backoff
+
+
+class KillReason(enum.Enum):
+    """Why the master SIGKILLed a worker. The value is the exit's `reason`: the word of the
+    "worker ... exited" log line and the `reason` label of jobpool_worker_restarts."""
+
+    TIMEOUT = "timeout"  # its job ran past its timeout
+    MEMORY = "memory"  # above memory_hard_limit
+    SHUTDOWN = "shutdown"  # still busy after graceful_timeout, or an immediate stop
+    CANCEL = "cancel"  # its job was cancelled (for a cancel feature to come)
+
+    @property
+    def counts_attempt(self) -> bool:
+        """Whether the job the worker held used up an attempt: yes when the job itself was at
+        fault (too slow, too big), no when the pool or a person stopped it."""
+        return self in (KillReason.TIMEOUT, KillReason.MEMORY)
+
+
+@dataclass(frozen=True)
+class Kill:
+    """A kill the master made: why, and what to tell the log and the lost job's record."""
+
+    reason: KillReason
+    detail: str  # "timeout after 5 s", "shutdown: stopped at once", ...
 
 
 @dataclass(frozen=True)
 class Exit:
     """What the master makes of a child's end."""
 
-    reason: str  # crash, memory, max_jobs, timeout, stopped, shutdown
+    reason: str  # crash, memory, max_jobs, stopped, or the value of a KillReason
     detail: str  # for the log and, when a job was lost, for its record's error
     crash: bool  # counts towards the slot's backoff
     count_attempt: bool  # the job it held used up an attempt
 
 
 def describe_exit(
-    code: int, *, kill_reason: str | None, asked_to_stop: bool, shutting_down: bool
+    code: int, *, killed: Kill | None, asked_to_stop: bool, shutting_down: bool
 ) -> Exit:
-    """`code` as from os.waitstatus_to_exitcode(): negative for a signal."""
-    if kill_reason is not None:
-        reason = kill_reason.split(":", 1)[0].split(" ", 1)[0]
-        return Exit(reason, kill_reason, crash=False, count_attempt=reason != "shutdown")
+    """`code` as from os.waitstatus_to_exitcode(): negative for a signal. A kill by the master
+    wins over the code, which is then only the signal of that kill."""
+    if killed is not None:
+        reason = killed.reason
+        return Exit(reason.value, killed.detail, crash=False, count_attempt=reason.counts_attempt)
     if code == exitcodes.RECYCLE_MEMORY:
         return Exit("memory", "worker above memory_limit, replaced after its job", False, False)
     if code == exitcodes.RECYCLE_MAX_JOBS:
@@ -52,7 +78,7 @@ class RestartPolicy:
     """Per-slot crash backoff: the first crash restarts at once, then 1 s, 2 s, ... up to
     `cap`, until a worker of that slot stays up for `STABLE_AFTER` seconds."""
 
-    def __init__(self, cap: float = 60.0):
+    def __init__(self, cap: float = defaults.RESTART_BACKOFF_MAX):
         self.cap = cap
         self._crashes: dict[tuple[str, int], int] = {}
         self._not_before: dict[tuple[str, int], float] = {}

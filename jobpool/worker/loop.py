@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from jobpool import defaults
 from jobpool.backoff import Backoff, retry_wait
 from jobpool.context import running_with
 from jobpool.drivers.base import Delivery, Outcome
@@ -68,14 +69,14 @@ class Worker:
         queue: str | None = None,
         *,
         worker_id: str | None = None,
-        lease: float = 30.0,
-        prefetch: int = 1,
+        lease: float = defaults.LEASE,
+        prefetch: int = defaults.PREFETCH,
         events: WorkerEvents | None = None,
     ):
         self.manager = manager
         self.driver = manager.driver
         self.session = manager.driver.session()
-        self.queue = manager._queue(None, queue)
+        self.queue = manager.queue_name(queue=queue)
         self.worker_id = worker_id or new_worker_id(self.queue)
         self.lease = lease
         self.prefetch = prefetch
@@ -101,9 +102,9 @@ class Worker:
         return outcome
 
     def _run_one(self, delivery: Delivery) -> Outcome:
-        delivery = self.session.start(delivery)
+        delivery = self.session.begin(delivery)
         outcome = self._process(delivery)
-        if not delivery.hook_only:  # a hook's job was counted failed when its worker died
+        if not delivery.hook:  # a hook's job was counted failed when its worker died
             self.events.job_finished(delivery, outcome)
         return outcome
 
@@ -114,7 +115,7 @@ class Worker:
             error = exc if isinstance(exc, JobDecodeError) else JobDecodeError(f"{exc!r}")
             log.error("job cannot run: %s", error, extra=job_fields(delivery))
             return self._record_failure(delivery, None, error, force=True)
-        if delivery.hook_only:
+        if delivery.hook:
             return self._finish_lost(delivery, job)
         self.events.job_started(delivery, job)
         started = time.monotonic()

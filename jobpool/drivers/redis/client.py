@@ -13,13 +13,15 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from jobpool import defaults
+
 if TYPE_CHECKING:
     from jobpool.config import RedisConfig
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
 
 
-def _base_options(socket_timeout: float = 5.0) -> dict[str, Any]:
+def _base_options(socket_timeout: float = defaults.SOCKET_TIMEOUT) -> dict[str, Any]:
     return {
         "retry": Retry(NoBackoff(), 0),
         "socket_timeout": socket_timeout,

@@ -1,4 +1,7 @@
-"""The Redis driver: every state change is one Lua script (see lua/), run on the server's clock."""
+"""The Redis driver: every state change is one Lua script (see lua/), run on the server's clock.
+
+It serves producers, admins and the master; a worker claims and acknowledges through its own
+session (session.py)."""
 
 from __future__ import annotations
 
@@ -7,25 +10,27 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
-from jobpool.drivers.base import Delivery, Fetched, Outcome, Requeued, public_record
+from jobpool import defaults
+from jobpool.drivers.base import Requeued, public_record
 from jobpool.drivers.redis import scripts as s
 from jobpool.drivers.redis.client import CONNECTION_ERRORS
 from jobpool.drivers.redis.keys import QueueKeys
-from jobpool.drivers.redis.parse import RETRY_CODES, ms, parse_fetch
+from jobpool.drivers.redis.parse import ms
 from jobpool.drivers.redis.replies import is_full
+from jobpool.drivers.redis.scripts import WAKE
 from jobpool.drivers.redis.session import RedisSession
-from jobpool.drivers.redis.waiter import Waiter
 from jobpool.errors import PushError, RedisFullError
 from jobpool.ids import queue_of
 
+if TYPE_CHECKING:
+    from jobpool.drivers.base import Driver, Session
+
 ENQUEUE_CHUNK = 1000  # jobs per script call: keeps each call short for the server
 TOKEN_SCAN = 10_000  # list entries searched for wake tokens (there is at most one per worker)
-WAKE = "~wake"  # the token of lua/includes/common.lua that wakes idle workers; never a job id
-_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class RedisDriver:
@@ -35,9 +40,9 @@ class RedisDriver:
         self,
         client: redis.Redis,
         *,
-        prefix: str = "jobpool",
-        completed_ttl: float = 86400.0,
-        failed_ttl: float = 7 * 86400.0,
+        prefix: str = defaults.PREFIX,
+        completed_ttl: float = defaults.COMPLETED_TTL,
+        failed_ttl: float = defaults.FAILED_TTL,
         promote_batch: int = 1000,
     ):
         self.client = client
@@ -47,7 +52,6 @@ class RedisDriver:
         self.promote_batch = promote_batch
         self.scripts = s.Scripts(client)
         self._keys: dict[str, QueueKeys] = {}
-        self._waiter: Waiter | None = None
 
     def keys(self, queue: str) -> QueueKeys:
         k = self._keys.get(queue)
@@ -65,7 +69,7 @@ class RedisDriver:
         for i in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[i : i + ENQUEUE_CHUNK]
             try:
-                stored += self.scripts.run("enqueue", keys, _enqueue_args(delay_ms, chunk))
+                stored += self.scripts.run("enqueue", keys, s.enqueue_args(delay_ms, chunk))
             except redis.RedisError as exc:
                 error = _push_error(exc, jobs[:i], chunk)
                 if error is exc:
@@ -73,41 +77,9 @@ class RedisDriver:
                 raise error from exc
         return stored
 
-    def fetch(self, queue: str, worker_id: str, count: int = 1, lease: float = 30.0) -> Fetched:
-        keys = s.fetch_keys(self.keys(queue), worker_id)
-        out = self.scripts.run("fetch", keys, [worker_id, count, ms(lease), self.promote_batch])
-        return parse_fetch(out, queue, worker_id)
-
     def session(self) -> RedisSession:
         """A worker's own connection for claims and acks (see RedisSession)."""
         return RedisSession(self)
-
-    def wait(self, queue: str, timeout: float, wakeup_fd: int | None = None) -> None:
-        if self._waiter is None:
-            self._waiter = Waiter(self.client)
-        self._waiter.wait(self.keys(queue).ready, timeout, wakeup_fd)
-
-    def complete(self, delivery: Delivery) -> bool:
-        keys = s.ack_keys(self.keys(delivery.queue), delivery.worker_id)
-        args = [self.completed_ttl_ms, 10, "", delivery.worker_id, delivery.id]
-        acked = self.scripts.run("ack", keys, args)
-        return acked[0] == 1
-
-    def retry_or_fail(
-        self,
-        delivery: Delivery,
-        delay: float,
-        error: str,
-        traceback: str,
-        force_fail: bool = False,
-    ) -> Outcome:
-        keys = s.retry_or_fail_keys(self.keys(delivery.queue), delivery.worker_id)
-        args = [delivery.id, ms(delay), error, traceback, self.failed_ttl_ms, int(force_fail)]
-        return RETRY_CODES[self.scripts.run("retry_or_fail", keys, args)]
-
-    def release(self, worker_id: str, queue: str, job_ids: Sequence[str]) -> int:
-        keys = s.release_keys(self.keys(queue), worker_id)
-        return self.scripts.run("release", keys, [worker_id, *job_ids])
 
     def requeue_worker(
         self,
@@ -118,14 +90,15 @@ class RedisDriver:
         count_attempt: bool = True,
     ) -> Requeued:
         keys = s.requeue_keys(self.keys(queue), worker_id)
-        args = [worker_id, reason, self.failed_ttl_ms, int(only_if_expired), int(count_attempt)]
+        args = s.requeue_args(worker_id, reason, self.failed_ttl_ms, only_if_expired, count_attempt)
         out = self.scripts.run("requeue", keys, args)  # {handed, (id, job class)...}
         failed = tuple((out[i].decode(), out[i + 1].decode()) for i in range(1, len(out), 2))
         return Requeued(out[0], failed)
 
     def renew(self, queue: str, worker_ids: Sequence[str], lease: float) -> None:
         if worker_ids:
-            self.scripts.run("renew", s.renew_keys(self.keys(queue)), [ms(lease), *worker_ids])
+            keys, args = s.renew_keys(self.keys(queue)), s.renew_args(ms(lease), worker_ids)
+            self.scripts.run("renew", keys, args)
 
     def status(self, job_id: str) -> dict[str, Any] | None:
         try:
@@ -240,19 +213,16 @@ class RedisDriver:
 
     def retry_failed(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
         keys = s.retry_failed_keys(self.keys(queue))
-        args = [10_000, "*"] if job_ids is None else [0, *job_ids]
-        return self.scripts.run("retry_failed", keys, args)
+        return self.scripts.run("retry_failed", keys, s.retry_failed_args(job_ids))
 
     def delete(self, job_id: str) -> bool:
         keys = s.delete_keys(self.keys(queue_of(job_id)))
-        code = self.scripts.run("delete", keys, [job_id])
+        code = self.scripts.run("delete", keys, s.delete_args(job_id))
         if code < 0:
             raise ValueError(f"job {job_id} is being processed; delete it after it finishes")
         return code == 1
 
     def close(self) -> None:
-        if self._waiter is not None:
-            self._waiter.close()
         self.client.close()
 
 
@@ -296,8 +266,7 @@ def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
-def _enqueue_args(delay_ms: int, jobs: Sequence[tuple[str, str, dict[str, Any]]]) -> list[Any]:
-    args: list[Any] = [delay_ms]
-    for job_id, body, record in jobs:
-        args += (job_id, body, _compact(record))
-    return args
+if TYPE_CHECKING:  # mypy proves both keep the protocols of drivers/base.py
+
+    def _conforms(driver: RedisDriver, session: RedisSession) -> tuple[Driver, Session]:
+        return driver, session

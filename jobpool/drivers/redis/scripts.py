@@ -1,12 +1,16 @@
 """Loads the Lua scripts (one file per atomic operation) and builds their KEYS and ARGV.
 
-The builders are pure functions of QueueKeys, so the key order each script expects is tested
-without Redis; `Scripts` only binds them to a client.
+Each script has a pair of pure builders, `NAME_keys` and `NAME_args`, in the order of its
+header (tests/test_lua_scripts.py checks them against it), so what a script takes is tested
+without Redis and written once for the driver and the session; `Scripts` only binds the
+scripts to a client. Times are whole milliseconds here, as the scripts take them.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -15,11 +19,17 @@ import redis
 
 from jobpool.drivers.redis.keys import QueueKeys
 
+WAKE = "~wake"  # the token lua/includes/common.lua pushes to wake idle workers; never a job id
+PRUNE_BATCH = 10  # expired records an ack or a failure deletes in passing
+RETRY_ALL_BATCH = 10_000  # failed jobs one retry_failed call queues again when asked for all
+ACK_NEXT = 2  # the index in ack_args of the job the ack begins next (the session fills it late)
+
 _INCLUDE = re.compile(r"^-- @include (\w+)$", re.MULTILINE)
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 OPERATIONS = (
     "enqueue",
     "fetch",
-    "start",
+    "begin",
     "ack",
     "retry_or_fail",
     "requeue",
@@ -46,9 +56,7 @@ class Scripts:
         self._client = client
         self._by_name = {name: client.register_script(source(name)) for name in OPERATIONS}
 
-    def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
-        if client is not None:  # a pipeline: redis-py loads what is missing when it runs
-            return self._by_name[name](keys=keys, args=args, client=client)
+    def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         script = self._by_name[name]
         try:  # EVALSHA straight away: the Script wrapper costs more than a small script does
             return self._client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
@@ -63,16 +71,40 @@ def enqueue_keys(k: QueueKeys) -> list[str]:
     return [k.ready, k.delayed, k.state, k.payload, k.workers]
 
 
+def enqueue_args(delay_ms: int, jobs: Sequence[tuple[str, str, dict[str, Any]]]) -> list[Any]:
+    """`jobs`: (job id, body JSON, initial record) each."""
+    args: list[Any] = [delay_ms]
+    for job_id, body, record in jobs:
+        args += (job_id, body, _compact(record))
+    return args
+
+
 def fetch_keys(k: QueueKeys, worker_id: str) -> list[str]:
     return [k.ready, k.delayed, k.state, k.payload, k.workers, k.wip(worker_id)]
 
 
-def start_keys(k: QueueKeys, worker_id: str) -> list[str]:
+def fetch_args(worker_id: str, count: int, lease_ms: int, promote: int) -> list[Any]:
+    return [worker_id, count, lease_ms, promote]
+
+
+def begin_keys(k: QueueKeys, worker_id: str) -> list[str]:
     return [k.wip(worker_id), k.state]
+
+
+def begin_args(job_id: str, worker_id: str) -> list[Any]:
+    return [job_id, worker_id]
 
 
 def ack_keys(k: QueueKeys, worker_id: str) -> list[str]:
     return [k.wip(worker_id), k.state, k.payload, k.expire, k.failed, k.stats]
+
+
+def ack_args(
+    ttl_ms: int, next_id: str, worker_id: str, job_ids: Sequence[str], prune: int = PRUNE_BATCH
+) -> list[Any]:
+    """`next_id`: the job the ack begins, '' for none (at ACK_NEXT, where the session may set
+    it until the ack is written)."""
+    return [ttl_ms, prune, next_id, worker_id, *job_ids]
 
 
 def retry_or_fail_keys(k: QueueKeys, worker_id: str) -> list[str]:
@@ -89,21 +121,56 @@ def retry_or_fail_keys(k: QueueKeys, worker_id: str) -> list[str]:
     ]
 
 
+def retry_or_fail_args(
+    job_id: str,
+    delay_ms: int,
+    error: str,
+    traceback: str,
+    ttl_ms: int,
+    force_fail: bool,
+    prune: int = PRUNE_BATCH,
+) -> list[Any]:
+    return [job_id, delay_ms, error, traceback, ttl_ms, int(force_fail), prune]
+
+
 def requeue_keys(k: QueueKeys, worker_id: str) -> list[str]:
     return [k.workers, k.wip(worker_id), k.ready, k.state, k.failed, k.expire, k.stats]
+
+
+def requeue_args(
+    worker_id: str, reason: str, ttl_ms: int, only_if_expired: bool, count_attempt: bool
+) -> list[Any]:
+    return [worker_id, reason, ttl_ms, int(only_if_expired), int(count_attempt)]
 
 
 def release_keys(k: QueueKeys, worker_id: str) -> list[str]:
     return [k.wip(worker_id), k.ready, k.state, k.workers]
 
 
+def release_args(worker_id: str, job_ids: Sequence[str]) -> list[Any]:
+    return [worker_id, *job_ids]
+
+
 def renew_keys(k: QueueKeys) -> list[str]:
     return [k.workers]
+
+
+def renew_args(lease_ms: int, worker_ids: Sequence[str]) -> list[Any]:
+    return [lease_ms, *worker_ids]
 
 
 def retry_failed_keys(k: QueueKeys) -> list[str]:
     return [k.failed, k.expire, k.state, k.payload, k.ready]
 
 
+def retry_failed_args(job_ids: Sequence[str] | None, most: int = RETRY_ALL_BATCH) -> list[Any]:
+    """`job_ids` None: the oldest `most` failed jobs."""
+    return [most, "*"] if job_ids is None else [0, *job_ids]
+
+
 def delete_keys(k: QueueKeys) -> list[str]:
     return [k.ready, k.delayed, k.failed, k.expire, k.state, k.payload]
+
+
+def delete_args(job_id: str) -> list[Any]:
+    return [job_id]

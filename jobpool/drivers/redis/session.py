@@ -1,11 +1,12 @@
-"""One worker's line to Redis: claims, starts and acks travel on one connection, in order.
+"""One worker's line to Redis: claims, begins and acks travel on one connection, in order.
 
-A worker spends most of its time in round trips, so only a claim waits for its reply; the start
+A worker spends most of its time in round trips, so only a claim waits for its reply; the begin
 and the acknowledgement of each job are written at once and their replies read with the next
 claim, in the same round trip. Redis runs commands of one connection in order, so an ack always
 lands before the claim that follows it. Every command kept for its reply is also kept for a
 resend: after a dropped connection the session reconnects and sends them again, which is safe
-because each is idempotent (an ack or start checks that the worker still holds the job).
+because each is idempotent (an ack or a begin checks that the worker still holds the job).
+A failure and a release wait for what was sent, then run on the driver's connection pool.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 from redis.connection import AbstractConnection
 
+from jobpool import defaults
 from jobpool.drivers.base import HOOK_STARTED, Delivery, Fetched, Outcome
 from jobpool.drivers.redis import scripts as s
-from jobpool.drivers.redis.parse import ms as _ms
-from jobpool.drivers.redis.parse import parse_fetch
+from jobpool.drivers.redis.parse import RETRY_CODES, ms, parse_fetch
 from jobpool.drivers.redis.replies import ReplyLog
 from jobpool.drivers.redis.waiter import Waiter
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobpool.worker")
 _NOSCRIPT = object()
-_ACK_NEXT = 2  # the ack's argument naming the job it starts next (see ack.lua)
 
 
 @dataclass
@@ -55,26 +55,29 @@ class RedisSession:
 
     # -- the worker's steps --------------------------------------------------------------------
 
-    def fetch(self, queue: str, worker_id: str, count: int = 1, lease: float = 30.0) -> Fetched:
+    def fetch(
+        self, queue: str, worker_id: str, count: int = 1, lease: float = defaults.LEASE
+    ) -> Fetched:
         keys = s.fetch_keys(self.driver.keys(queue), worker_id)
-        args = [worker_id, count, _ms(lease), self.driver.promote_batch]
+        args = s.fetch_args(worker_id, count, ms(lease), self.driver.promote_batch)
         return parse_fetch(self._exchange(_Command("fetch", keys, args)), queue, worker_id)
 
-    def start(self, delivery: Delivery) -> Delivery:
+    def begin(self, delivery: Delivery) -> Delivery:
         """Begin a job claimed in a batch; returns it as running (its attempt counted), or, for
         a failed() hook delivery, with its hook marked started (a death now drops the hook)."""
         if delivery.record.get("status") == "processing" or delivery.hook_started:
-            return delivery  # the claim started it
+            return delivery  # the claim began it
         ack = self._pending[-1] if self._pending else None
-        if ack is not None and ack.name == "ack" and not ack.sent and not ack.args[_ACK_NEXT]:
-            ack.args[_ACK_NEXT] = delivery.id  # the previous job's ack starts this one
+        if ack is not None and ack.name == "ack" and not ack.sent and not ack.args[s.ACK_NEXT]:
+            ack.args[s.ACK_NEXT] = delivery.id  # the previous job's ack begins this one
             self._write_now()
         else:
-            keys = s.start_keys(self.driver.keys(delivery.queue), delivery.worker_id)
-            self._send(_Command("start", keys, [delivery.id, delivery.worker_id]), now=True)
+            keys = s.begin_keys(self.driver.keys(delivery.queue), delivery.worker_id)
+            args = s.begin_args(delivery.id, delivery.worker_id)
+            self._send(_Command("begin", keys, args), now=True)
         # Written now: the record says processing (or the hook started) while it runs.
         record = dict(delivery.record)
-        if delivery.hook_only:
+        if delivery.hook:
             record["hook"] = HOOK_STARTED
         else:
             record["status"], record["worker"] = "processing", delivery.worker_id
@@ -82,10 +85,10 @@ class RedisSession:
         return Delivery(delivery.id, delivery.queue, delivery.body, record, delivery.worker_id)
 
     def complete(self, delivery: Delivery) -> None:
-        """Acknowledge a completed job. It leaves with the next write (the next job's start or
+        """Acknowledge a completed job. It leaves with the next write (the next job's begin or
         the next claim, both right after this), and its reply is checked with the next claim."""
         keys = s.ack_keys(self.driver.keys(delivery.queue), delivery.worker_id)
-        args = [self.driver.completed_ttl_ms, 10, "", delivery.worker_id, delivery.id]
+        args = s.ack_args(self.driver.completed_ttl_ms, "", delivery.worker_id, [delivery.id])
         self._send(_Command("ack", keys, args, on_reply=lambda r: _warn_if_lost(r, delivery)))
 
     def retry_or_fail(
@@ -97,11 +100,17 @@ class RedisSession:
         force_fail: bool = False,
     ) -> Outcome:
         self.flush()
-        return self.driver.retry_or_fail(delivery, delay, error, traceback, force_fail)
+        d = self.driver
+        keys = s.retry_or_fail_keys(d.keys(delivery.queue), delivery.worker_id)
+        args = s.retry_or_fail_args(
+            delivery.id, ms(delay), error, traceback, d.failed_ttl_ms, force_fail
+        )
+        return RETRY_CODES[d.scripts.run("retry_or_fail", keys, args)]
 
     def release(self, worker_id: str, queue: str, job_ids: Sequence[str]) -> int:
         self.flush()
-        return self.driver.release(worker_id, queue, job_ids)
+        keys = s.release_keys(self.driver.keys(queue), worker_id)
+        return self.driver.scripts.run("release", keys, s.release_args(worker_id, job_ids))
 
     def flush(self) -> None:
         """Wait until everything sent so far has been done by Redis."""

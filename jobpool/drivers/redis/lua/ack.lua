@@ -1,4 +1,4 @@
---[[ ack: record jobs as completed by the worker that holds them, then start its next job.
+--[[ ack: record jobs as completed by the worker that holds them, then begin its next job.
 KEYS[1] wip      LIST  job ids this worker holds
 KEYS[2] state    HASH  job id -> record JSON
 KEYS[3] payload  HASH  job id -> body JSON
@@ -7,12 +7,12 @@ KEYS[5] failed   ZSET  job id -> time it failed (ms)
 KEYS[6] stats    HASH  finished jobs per 10 s bucket ("done:B", "failed:B")
 ARGV[1] completed records' time to live in ms
 ARGV[2] how many expired records to prune in passing
-ARGV[3] the id of the job the worker starts next ('' for none), as the start script does
+ARGV[3] the id of the job the worker begins next ('' for none), as the begin script does
 ARGV[4] worker id
 ARGV[5..] job ids
 Returns per id 1 if acked, 0 if this worker no longer held it (its lease expired and the job was
-handed to another worker: that worker's outcome wins); then 1 if the next job started, else 0.
-A worker runs its jobs one after the other, so finishing one and starting the next is one call:
+handed to another worker: that worker's outcome wins); then 1 if the next job began, else 0.
+A worker runs its jobs one after the other, so finishing one and beginning the next is one call:
 half the round trips and script calls of doing them apart. ]]
 -- @include common
 local now = now_ms()
@@ -37,5 +37,5 @@ for i = 5, #ARGV do
 end
 if acked > 0 then count_finished(KEYS[6], 'done', acked, now) end
 prune(KEYS[4], KEYS[5], KEYS[2], KEYS[3], now, tonumber(ARGV[2]))
-out[#out + 1] = ARGV[3] ~= '' and start_job(KEYS[1], KEYS[2], ARGV[3], ARGV[4], now) or 0
+out[#out + 1] = ARGV[3] ~= '' and begin_job(KEYS[1], KEYS[2], ARGV[3], ARGV[4], now) or 0
 return out

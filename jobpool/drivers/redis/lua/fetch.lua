@@ -15,7 +15,7 @@ A worker only fetches with empty hands, so anything still in its wip list is eit
 blocking wait took for it (BLMOVE ready -> wip) or a claim whose reply was lost (a dropped
 connection): it goes back to the front of the queue, attempt not counted, and is claimed again
 right below, first in line. A wake token taken that way has no record and is dropped.
-The first job of a batch starts with the claim: its attempt counts, or, for a failed job, its
+The first job of a batch begins with the claim: its attempt counts, or, for a failed job, its
 failed() hook is marked started (record field `hook`, see common.lua). ]]
 -- @include common
 local now = now_ms()
@@ -41,13 +41,13 @@ end
 set_lease(KEYS[5], wid, now + tonumber(ARGV[3]))
 
 -- Claim at most a fair share of what waits, so a short queue is spread over idle workers
--- instead of being held by one; only the first job starts now, the others when the worker
--- reaches them (the start script), so a death costs an attempt only to the job it ran.
+-- instead of being held by one; only the first job begins now, the others when the worker
+-- reaches them (the begin script), so a death costs an attempt only to the job it ran.
 local out = {-1, ''}
 local peers = math.max(redis.call('ZCARD', KEYS[5]), 1)
 local want = math.min(tonumber(ARGV[2]),
                       math.max(math.floor(redis.call('LLEN', KEYS[1]) / peers), 1))
-local starting = true
+local beginning = true
 while want > 0 do
   local id = redis.call('LPOP', KEYS[1])
   if not id then break end
@@ -57,11 +57,11 @@ while want > 0 do
   local st = raw and cjson.decode(raw)
   -- a failed job is here only to have its failed() hook run; anything else failed is stale
   if st and (st['status'] ~= 'failed' or st['hook']) then
-    if starting then
-      begin(st, wid, now)
+    if beginning then
+      mark_begun(st, wid, now)
       raw = save_state(KEYS[3], id, st, now)
     end
-    starting = false
+    beginning = false
     redis.call('RPUSH', KEYS[6], id)
     out[#out + 1] = id
     out[#out + 1] = body

@@ -37,7 +37,7 @@ for i = #ids, 1, -1 do
     st['worker'] = nil
     save_state(KEYS[4], id, st, now)
   elseif ARGV[5] == '0' or st['status'] ~= 'processing' then
-    hand_back(KEYS[3], KEYS[4], id, now)  -- a shutdown, or claimed in a batch but not started
+    hand_back(KEYS[3], KEYS[4], id, now)  -- a shutdown, or claimed in a batch but not begun
     out[1] = out[1] + 1
   else
     st['worker'] = nil

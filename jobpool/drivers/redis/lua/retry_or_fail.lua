@@ -14,6 +14,7 @@ ARGV[3] error ("ExceptionType: message"), or '' to keep the recorded one
 ARGV[4] traceback, or ''
 ARGV[5] failed records' time to live in ms
 ARGV[6] 1 to fail now whatever the attempts (the job cannot run at all), else 0
+ARGV[7] how many expired records to prune in passing
 Returns -1 if this worker no longer held the job, 1 if it will be retried, 2 if it failed.
 The attempt count decides here, atomically, so a worker never has to trust a stale copy. ]]
 -- @include common
@@ -41,5 +42,5 @@ if was_failed then
 else
   mark_failed(KEYS[2], KEYS[6], KEYS[7], KEYS[8], id, st, now, tonumber(ARGV[5]))
 end
-prune(KEYS[7], KEYS[6], KEYS[2], KEYS[3], now, 10)
+prune(KEYS[7], KEYS[6], KEYS[2], KEYS[3], now, tonumber(ARGV[7]))
 return 2

@@ -8,15 +8,15 @@
 -- script a worker or the master runs on the job path frees first (a lease or a record is
 -- replaced by removing it, then writing it), and a full server still drains; only enqueue,
 -- which can only add, is refused.
-local WAKE = '~wake'  -- a token in the ready list that wakes idle workers; never a job id
+local WAKE = '~wake'  -- in the ready list, wakes idle workers; never a job id (scripts.WAKE)
 
 -- The record field `hook` of a job failed for good by its worker's death, whose failed() hook a
 -- worker must still run: HOOK_PENDING while its entry waits in the queue or sits claimed behind
--- another job of a batch, HOOK_STARTED once a worker began it (the claim of the first job of a
--- batch, or the start of a later one). A worker that dies in a started hook loses that hook; a
+-- another job of a batch, HOOK_STARTED once a worker began it (with the claim, first in its
+-- batch, or later with begin_job). A worker that dies in a started hook loses that hook; a
 -- pending one goes back to the queue. No field once the hook ran, or was given up.
 local HOOK_PENDING = 1
-local HOOK_STARTED = 2
+local HOOK_STARTED = 2  -- both as in drivers/base.py; tests/test_lua_scripts.py checks it
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -98,8 +98,8 @@ local function hand_back(ready_key, state_key, id, now)
 end
 
 -- Mark a record begun by worker `wid`: a job as processing, its attempt counted; a failed job's
--- pending failed() hook as started.
-local function begin(st, wid, now)
+-- pending failed() hook as started. Does not save `st`.
+local function mark_begun(st, wid, now)
   if st['status'] == 'failed' then
     st['hook'] = HOOK_STARTED
   else
@@ -111,14 +111,14 @@ local function begin(st, wid, now)
 end
 
 -- Begin a job this worker claimed in a batch: its attempt counts from here; or, for a failed
--- job, mark its failed() hook started. Returns 1 if it started now, 0 if the worker does not
--- hold it waiting to start.
-local function start_job(wip_key, state_key, id, wid, now, first_write)
+-- job, mark its failed() hook started. Returns 1 if it began now, 0 if the worker does not
+-- hold it waiting to begin.
+local function begin_job(wip_key, state_key, id, wid, now, first_write)
   if not redis.call('LPOS', wip_key, id) then return 0 end
   local st = load_state(state_key, id)
   if not st or st['status'] == 'processing' then return 0 end
   if st['status'] == 'failed' and st['hook'] ~= HOOK_PENDING then return 0 end
-  begin(st, wid, now)
+  mark_begun(st, wid, now)
   -- As a script's first write, replace the record rather than overwrite it: a delete frees
   -- memory, so a full server lets the script go on.
   if first_write then redis.call('HDEL', state_key, id) end

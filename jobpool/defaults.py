@@ -1,0 +1,44 @@
+"""Every default of jobpool, defined once.
+
+The config dataclasses (config/model.py) take their defaults from here, and so do the classes
+that can be built without a config: QueueManager, Worker and the drivers. A default changed here
+changes for all of them; README.md and etc/jobpool.toml document the same values.
+
+Durations are in seconds, sizes in bytes. Nothing here imports anything: every part of jobpool
+may read it.
+"""
+
+from __future__ import annotations
+
+# -- top level ---------------------------------------------------------------------------------
+DRIVER = "redis"
+DEFAULT_QUEUE = "default"  # where push() puts a job that names no queue
+LOG_LEVEL = "info"
+LOG_FORMAT = "text"
+
+# -- [redis] -----------------------------------------------------------------------------------
+REDIS_HOST = "localhost"
+REDIS_PORT = 6379
+REDIS_DATABASE = 0
+PREFIX = "jobpool"  # the first part of every Redis key jobpool writes
+DATA_DIR = ".jobpool"  # the embedded server's directory, relative to the config file
+SOCKET_TIMEOUT = 5.0
+SSL_CERT_REQS = "required"
+
+# -- [jobs] ------------------------------------------------------------------------------------
+COMPLETED_TTL = 86400.0  # 1 day: how long a completed job's record is kept
+FAILED_TTL = 7 * 86400.0  # 7 days: how long a failed job (and its record) is kept
+MAX_PAYLOAD = 1024 * 1024  # 1 MiB: the largest encoded job push() accepts
+
+# -- [pool], and each queue of [queues] --------------------------------------------------------
+WORKERS = 1
+MAX_JOBS = 0  # 0: a worker is never recycled for the number of jobs it ran
+GRACEFUL_TIMEOUT = 30.0  # how long a draining worker may finish its job before it is killed
+LEASE = 30.0  # a worker that does not renew its lease this long is presumed dead
+PREFETCH = 32  # the most jobs a worker claims at once
+PRELOAD = False
+MEMORY_CHECK_INTERVAL = 1.0  # how often the master checks memory_hard_limit
+RESTART_BACKOFF_MAX = 60.0  # the longest wait before a crashing slot starts again
+
+# -- the CLI -----------------------------------------------------------------------------------
+REDIS_WAIT = 30.0  # how long `jobpool start` and `jobpool worker` retry an unreachable Redis
