@@ -7,7 +7,7 @@ import random
 
 def retry_wait(retry_delay: float, failed_attempt: int) -> float:
     """Seconds before attempt n+1 after attempt n failed: ``retry_delay * 2**(n-1)``."""
-    return retry_delay * 2 ** max(failed_attempt - 1, 0)
+    return retry_delay * 2.0 ** max(failed_attempt - 1, 0)
 
 
 class Backoff:
@@ -23,7 +23,7 @@ class Backoff:
 
     def next(self) -> float:
         """The next wait; each call doubles the ceiling up to `cap`."""
-        ceiling = min(self.cap, self.first * 2**self.failures)
+        ceiling = min(self.cap, self.first * 2.0**self.failures)
         self.failures += 1
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 

@@ -254,8 +254,8 @@ class MemoryDriver:
 def _waits_to_begin(record: dict[str, Any]) -> bool:
     """Claimed, not begun: a job not processing yet, or a failed() hook still pending."""
     if record["status"] == "failed":
-        return record.get("hook") == HOOK_PENDING
-    return record["status"] != "processing"
+        return bool(record.get("hook") == HOOK_PENDING)
+    return bool(record["status"] != "processing")
 
 
 class MemorySession:

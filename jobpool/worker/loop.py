@@ -146,7 +146,7 @@ class Worker:
         error = f"{type(exc).__name__}: {exc}"
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         delay = retry_wait(_retry_delay(job), delivery.attempts)
-        outcome = self._call(
+        outcome: Outcome = self._call(
             lambda: self.session.retry_or_fail(delivery, delay, error, tb, force_fail=force)
         )
         fields = job_fields(delivery)

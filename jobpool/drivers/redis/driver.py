@@ -213,11 +213,11 @@ class RedisDriver:
 
     def retry_failed(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
         keys = s.retry_failed_keys(self.keys(queue))
-        return self.scripts.run("retry_failed", keys, s.retry_failed_args(job_ids))
+        return int(self.scripts.run("retry_failed", keys, s.retry_failed_args(job_ids)))
 
     def delete(self, job_id: str) -> bool:
         keys = s.delete_keys(self.keys(queue_of(job_id)))
-        code = self.scripts.run("delete", keys, s.delete_args(job_id))
+        code = int(self.scripts.run("delete", keys, s.delete_args(job_id)))
         if code < 0:
             raise ValueError(f"job {job_id} is being processed; delete it after it finishes")
         return code == 1
