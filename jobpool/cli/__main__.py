@@ -1,0 +1,7 @@
+"""`python -m jobpool.cli`: the `jobpool` command."""
+
+import sys
+
+from jobpool.cli import main
+
+sys.exit(main())
