@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by scripts/bench: makes .venv-bench (the peers, matplotlib) and .venv-bench-arq (arq)
-# hold what bench/requirements-*.txt pin. They are benchmark tools, never jobpool dependencies.
+# hold what benchmarks/requirements-*.txt pin. They are benchmark tools, never jobpool dependencies.
 # As in _venv.sh, an install is skipped while the requirement file's hash matches the stamp.
 
 _bench_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,8 +20,8 @@ _bench_venv() {  # _bench_venv DIR REQUIREMENTS
     fi
 }
 
-_bench_venv .venv-bench bench/requirements-peers.txt
+_bench_venv .venv-bench benchmarks/requirements-peers.txt
 # arq is optional: without its venv the benchmark skips it and says so.
-_bench_venv .venv-bench-arq bench/requirements-arq.txt || echo "arq venv failed; skipping arq" >&2
+_bench_venv .venv-bench-arq benchmarks/requirements-arq.txt || echo "arq venv failed; skipping arq" >&2
 unset -f _bench_venv
 unset _bench_root

@@ -20,7 +20,8 @@ classified from its status record and the queue's keys:
   last was made by a worker this script killed (it died before its ack: at-least-once).
 
 The run passes with nothing lost, stuck, still queued, failed unexpectedly or run twice without a
-kill to explain it. `scripts/chaos --help` lists the knobs; tests/test_chaos.py runs a small one.
+kill to explain it. `scripts/chaos --help` lists the knobs; tests/processes/test_chaos.py runs a
+small one.
 """
 
 from __future__ import annotations

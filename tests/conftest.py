@@ -1,8 +1,13 @@
 """Shared fixtures: one real redis-server per test session, flushed before each test.
 
 A real server, not a fake, because jobpool's correctness lives in Lua scripts and blocking
-commands whose semantics only Redis itself has. Under pytest-xdist each worker process gets
-its own session, hence its own server, port and socket.
+commands whose semantics only Redis itself has. The server starts with the first test that asks
+for it, so that tests/unit (which never does) runs without one. Under pytest-xdist each worker
+process gets its own session, hence its own server, port and socket.
+
+The tests are laid out by what they need: tests/unit nothing but Python, tests/drivers a
+redis-server, tests/processes real `jobpool worker` / `jobpool start` processes; tests/support
+holds the modules they share (on sys.path through pyproject's pytest `pythonpath`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import pytest
 import redis
 from helpers import RedisServer
 from masters import master  # noqa: F401 - a fixture: `jobpool start` in its own group
+
+from jobpool import QueueManager
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +51,21 @@ def redis_client(redis_server: RedisServer, redis_url: str) -> Iterator[redis.Re
     client = redis_server.client()
     yield client
     client.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def qm(request: pytest.FixtureRequest) -> Iterator[QueueManager]:
+    """A QueueManager on each driver in turn: the in-memory one, then the session's server."""
+    url = None if request.param == "memory" else request.getfixturevalue("redis_url")
+    manager = QueueManager(url)
+    yield manager
+    manager.close()
+
+
+@pytest.fixture
+def redis_qm(redis_url: str) -> Iterator[QueueManager]:
+    """A QueueManager on the session's server only: for tests that need Redis itself (other
+    processes sharing the queue, a server made full or read-only, its sessions and scripts)."""
+    manager = QueueManager(redis_url)
+    yield manager
+    manager.close()

@@ -14,19 +14,15 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass
-
-import redis
 
 from jobpool import exitcodes
 from jobpool.config import Config, ConfigError, load_config
 from jobpool.config.units import format_size
-from jobpool.drivers.base import Driver
-from jobpool.drivers.redis.client import CONNECTION_ERRORS
-from jobpool.drivers.redis.replies import ReplyLog
+from jobpool.drivers.base import Driver, Requeued
 from jobpool.process import owned_memory, set_title
 from jobpool.supervisor.board import Board, Running
 from jobpool.supervisor.children import Child, Slot, spawn
+from jobpool.supervisor.handback import Handback
 from jobpool.supervisor.metrics import make_metrics
 from jobpool.supervisor.plan import PoolPlan
 from jobpool.supervisor.restarts import Kill, KillReason, RestartPolicy, describe_exit
@@ -46,16 +42,6 @@ class Stop(Exception):
         self.immediate = immediate
 
 
-@dataclass
-class _Pending:
-    """A dead worker whose jobs could not be requeued yet (Redis unreachable, or refusing)."""
-
-    queue: str
-    worker_id: str
-    reason: str
-    count_attempt: bool
-
-
 class Supervisor:
     def __init__(
         self, config: Config, config_path: str, driver: Driver, *, preloaded: bool = False
@@ -72,14 +58,12 @@ class Supervisor:
         self.draining_since: float | None = None
         self.restarts = RestartPolicy(config.pool.restart_backoff_max)
         self.signals = SignalQueue()
-        self.pending: list[_Pending] = []
+        self.handback = Handback(driver)
         self.spawned = 0
         self.stats = {"restarts": 0, "completed": 0, "failed": 0, "retrying": 0}
-        self._next_renewal = 0.0
         self._next_memory_check = 0.0
         self.notify = Notifier()
         self._ready_sent = False
-        self._refusals = ReplyLog(log)
         self.metrics = make_metrics(config.metrics.address, driver, self.queue_names)
         self.driver = driver
 
@@ -118,7 +102,11 @@ class Supervisor:
         self._report(now)
 
     def _sleep_time(self, now: float) -> float:
-        deadlines = [now + TICK, self._next_renewal, self.notify.next_deadline() or now + TICK]
+        deadlines = [
+            now + TICK,
+            self.handback.next_renewal,
+            self.notify.next_deadline() or now + TICK,
+        ]
         if self.draining_since is None:
             deadlines.append(self.restarts.next_start(now) or now + TICK)
         if self._hard_limits():
@@ -277,46 +265,30 @@ class Supervisor:
         busy: Running | None = None,
     ) -> set[str]:
         """Hand a dead worker's jobs back at once: no waiting for its lease to lapse. Returns
-        the ids of the jobs that its death failed for good (counted here: no worker reports
-        them). What Redis cannot do now stays pending and is tried again every tick."""
-        try:
-            done = self.driver.requeue_worker(queue, worker_id, reason, count_attempt=count_attempt)
-        except CONNECTION_ERRORS as exc:
-            log.warning("cannot requeue the jobs of %s yet (%s); will retry", worker_id, exc)
-        except redis.ResponseError as exc:
-            self._refusals.report(exc, f"requeueing the jobs of {worker_id} (will retry)")
-        else:
-            now = time.monotonic()
-            for job_id, job_class in done.failed:
-                took = now - busy.started if busy and busy.job_id == job_id else 0.0
-                self.metrics.job_finished(queue, job_class, "failed", took)
-                self.stats["failed"] += 1
-            return {job_id for job_id, _ in done.failed}
-        self.pending.append(_Pending(queue, worker_id, reason, count_attempt))
-        return set()
+        the ids of the jobs that its death failed for good."""
+        requeued = self.handback.requeue(queue, worker_id, reason, count_attempt)
+        return set() if requeued is None else self._count_deaths(queue, requeued, busy)
+
+    def _count_deaths(self, queue: str, requeued: Requeued, busy: Running | None) -> set[str]:
+        """Count the jobs that worker deaths failed for good: no worker reports them."""
+        now = time.monotonic()
+        for job_id, job_class in requeued.failed:
+            took = now - busy.started if busy and busy.job_id == job_id else 0.0
+            self.metrics.job_finished(queue, job_class, "failed", took)
+            self.stats["failed"] += 1
+        return {job_id for job_id, _ in requeued.failed}
 
     def _retry_pending(self) -> None:
-        pending, self.pending = self.pending, []
-        for p in pending:
-            self._requeue(p.queue, p.worker_id, p.reason, p.count_attempt)
+        for queue, requeued in self.handback.retry_pending():
+            self._count_deaths(queue, requeued, None)
 
     def _renew_leases(self, now: float) -> None:
-        if now < self._next_renewal:
-            return
         by_queue: dict[str, list[str]] = {}
         for child in self.children.values():
             by_queue.setdefault(child.slot.queue, []).append(child.worker_id)
-        leases = [self.config.queue(q).lease for q in by_queue] or [self.config.pool.lease]
-        try:
-            for queue, worker_ids in by_queue.items():
-                self.driver.renew(queue, worker_ids, self.config.queue(queue).lease)
-            self._next_renewal = now + min(leases) / 3
-        except CONNECTION_ERRORS as exc:
-            log.warning("cannot renew worker leases (%s); retrying", exc)
-            self._next_renewal = now + 1.0
-        except redis.ResponseError as exc:
-            self._refusals.report(exc, "renewing worker leases (retrying every second)")
-            self._next_renewal = now + 1.0
+        self.handback.renew(
+            now, {q: (ids, self.config.queue(q).lease) for q, ids in by_queue.items()}
+        )
 
     def _enforce_limits(self, now: float) -> None:
         for child in list(self.children.values()):
@@ -409,11 +381,11 @@ class Supervisor:
                     status = 0
                 self._on_exit(self.children.pop(pid), os.waitstatus_to_exitcode(status))
         self._retry_pending()
-        if self.pending:
+        if self.handback.pending:
             log.error(
                 "%d dead worker(s) still hold jobs; they return to the queue when their "
                 "leases lapse",
-                len(self.pending),
+                len(self.handback.pending),
             )
         self.signals.close()
         self.metrics.close()

@@ -7,10 +7,8 @@ a job holding the CPU or the GIL cannot let the lease lapse.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import os
 import select
@@ -34,6 +32,7 @@ from jobpool.job import Job, decode_job, job_settings
 from jobpool.process import same_file
 from jobpool.worker.events import WorkerEvents
 from jobpool.worker.lease_keeper import LeaseKeeper
+from jobpool.worker.user_code import UserCode
 
 if TYPE_CHECKING:
     from jobpool.manager import QueueManager
@@ -88,8 +87,7 @@ class Worker:
         self._wakeup_r: int | None = None
         self._wakeup_intact: Callable[[], bool] = lambda: True
         self._exiting = False  # handing back at exit: a late signal must not cut that short
-        self._pid = os.getpid()  # a job that forks must not let its child act as this worker
-        self._event_loop: asyncio.AbstractEventLoop | None = None
+        self.user_code = UserCode()
         self._refusals = ReplyLog(log)
 
     # -- one job -----------------------------------------------------------------------------
@@ -121,13 +119,13 @@ class Worker:
         started = time.monotonic()
         try:
             with running_with(self.manager):
-                self._run_user_code(job.handle)
+                self.user_code.call(job.handle)
         except WorkerShutdown:
-            self._leave_if_forked(1)
+            self.user_code.leave_if_forked(1)
             self._call(lambda: self.session.release(self.worker_id, delivery.queue, [delivery.id]))
             raise
         except BaseException as exc:  # noqa: BLE001 - a job's SystemExit/KeyboardInterrupt too
-            self._leave_if_forked(1)
+            self.user_code.leave_if_forked(1)
             return self._record_failure(delivery, job, exc, took=time.monotonic() - started)
         took = time.monotonic() - started
         self.session.complete(delivery)  # a lapsed lease is logged when the reply is read
@@ -177,58 +175,13 @@ class Worker:
     def _run_failed_hook(self, job: Job, exc: BaseException, delivery: Delivery) -> None:
         try:
             with running_with(self.manager):
-                self._run_user_code(job.failed, exc)
+                self.user_code.call(job.failed, exc)
         except WorkerShutdown:
-            self._leave_if_forked(1)
+            self.user_code.leave_if_forked(1)
             raise
         except BaseException:  # noqa: BLE001 - the hook must never take the worker down
-            self._leave_if_forked(1)
+            self.user_code.leave_if_forked(1)
             log.exception("the job's failed() hook raised", extra=job_fields(delivery))
-
-    def _run_user_code(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Call a job's method; an awaitable it returns (an `async def` method's coroutine) is
-        run to its end on this worker's event loop, so async jobs keep every promise sync jobs
-        do. Returns only in the process that called it: see _leave_if_forked."""
-        result = func(*args)
-        self._leave_if_forked()
-        if inspect.isawaitable(result):
-            result = self._loop().run_until_complete(_await(result))
-            self._leave_if_forked()
-        return result
-
-    def _loop(self) -> asyncio.AbstractEventLoop:
-        """The worker's event loop, made at its first async job and kept for its life: clients
-        and pools a job keeps on the loop stay usable by the next job."""
-        if self._event_loop is None:
-            self._event_loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._event_loop)
-        return self._event_loop
-
-    def _close_loop(self) -> None:
-        loop, self._event_loop = self._event_loop, None
-        if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(Exception):
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:  # what jobs left running in the background
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        asyncio.set_event_loop(None)
-
-    def _leave_if_forked(self, code: int = 0) -> None:
-        """A job that called os.fork() and whose child came back here: the child shares this
-        worker's id and claimed jobs, and must never ack, fail or hand them back. It leaves at
-        once, skipping every cleanup that belongs to the worker."""
-        if os.getpid() != self._pid:
-            log.error(
-                "a job forked and its child (pid %d) returned into the worker; the child exits "
-                "now (end forked children with os._exit())",
-                os.getpid(),
-            )
-            logging.shutdown()
-            os._exit(code)
 
     def _call(self, step: Callable[[], Any]) -> Any:
         """Run an idempotent queue step, retrying across dropped connections, restarts and
@@ -267,7 +220,7 @@ class Worker:
         if keep_lease:
             keeper = LeaseKeeper(self._renew, self.lease / 3, f"jobpool: lease keeper {self.queue}")
             keeper.start()
-        self._pid = os.getpid()
+        self.user_code.adopt_process()
         try:
             return self._take_jobs(max_jobs, burst)
         except WorkerShutdown as stop:
@@ -275,12 +228,12 @@ class Worker:
             return self.jobs_done
         finally:
             self._exiting = True
-            self._leave_if_forked(1)
+            self.user_code.leave_if_forked(1)
             self.events.idle()
             if keeper is not None:
                 keeper.stop()
             self._hand_back_all()
-            self._close_loop()
+            self.user_code.close()
 
     def _hand_back_all(self) -> None:
         """Leave nothing behind: hand back, uncounted, whatever this worker still holds (a claim
@@ -427,11 +380,6 @@ class Worker:
         if self._wakeup_r is not None:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wakeup_r, 512)
-
-
-async def _await(awaitable: Any) -> Any:
-    """Any awaitable as a coroutine, which run_until_complete() takes whatever it is."""
-    return await awaitable
 
 
 def _retry_delay(job: Job | None) -> float:

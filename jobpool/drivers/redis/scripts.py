@@ -1,7 +1,7 @@
 """Loads the Lua scripts (one file per atomic operation) and builds their KEYS and ARGV.
 
 Each script has a pair of pure builders, `NAME_keys` and `NAME_args`, in the order of its
-header (tests/test_lua_scripts.py checks them against it), so what a script takes is tested
+header (tests/unit/test_lua_headers.py checks them against it), so what a script takes is tested
 without Redis and written once for the driver and the session; `Scripts` only binds the
 scripts to a client. Times are whole milliseconds here, as the scripts take them.
 """
