@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import IO
 
 import psutil
 import pytest
@@ -42,6 +44,27 @@ class Listener:
             if any(x == line or (line.endswith("=") and x.startswith(line)) for x in lines):
                 return i
         return None
+
+
+def start_master(
+    tmp_path: Path, cfg: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], IO[str]]:
+    """`jobpool start -c cfg` in its own session, notifying the Listener at tmp_path/notify;
+    its stderr goes to the returned file, which the caller closes."""
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(SUPPORT)]),
+        "NOTIFY_SOCKET": str(tmp_path / "notify"),
+        **(env or {}),
+    }
+    log = (tmp_path / "master.log").open("w")  # noqa: SIM115 - the caller closes it
+    master = subprocess.Popen(
+        [sys.executable, "-m", "jobpool.cli", "start", "-c", str(cfg)],
+        env=full_env,
+        stderr=log,
+        start_new_session=True,
+    )
+    return master, log
 
 
 def test_notifier_reaches_an_abstract_socket():
@@ -78,19 +101,7 @@ def test_master_speaks_the_notify_protocol(tmp_path, redis_url):
     cfg.write_text(
         f'[redis]\nurl = "{redis_url}"\n[pool]\nlease = 2\n[queues.default]\nworkers = 2\n'
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "NOTIFY_SOCKET": str(tmp_path / "notify"),
-        "WATCHDOG_USEC": "500000",
-    }
-    log = (tmp_path / "master.log").open("w")  # noqa: SIM115 - closed in the finally below
-    master = subprocess.Popen(
-        [sys.executable, "-m", "jobpool.cli", "start", "-c", str(cfg)],
-        env=env,
-        stderr=log,
-        start_new_session=True,
-    )
+    master, log = start_master(tmp_path, cfg, {"WATCHDOG_USEC": "500000"})
     try:
         wait_until(lambda: listener.first("READY=1") is not None, timeout=20)
         workers = [
@@ -157,18 +168,7 @@ def test_status_says_draining_until_the_master_exits(tmp_path, redis_url):
         f'imports = ["jobs"]\n[redis]\nurl = "{redis_url}"\n[pool]\nlease = 2\n'
         "[queues.default]\nworkers = 1\n"
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), str(SUPPORT)]),
-        "NOTIFY_SOCKET": str(tmp_path / "notify"),
-    }
-    log = (tmp_path / "master.log").open("w")  # noqa: SIM115 - closed in the finally below
-    master = subprocess.Popen(
-        [sys.executable, "-m", "jobpool.cli", "start", "-c", str(cfg)],
-        env=env,
-        stderr=log,
-        start_new_session=True,
-    )
+    master, log = start_master(tmp_path, cfg)
     try:
         wait_until(lambda: listener.first("READY=1") is not None, timeout=20)
         from jobpool import QueueManager
