@@ -48,7 +48,7 @@ class Child:
     started: float
     board: Board
     ready: bool = False  # the child imported its jobs, connected, and takes work
-    report_closed: bool = False  # end of file on its pipe: it exited, or a job closed it
+    report_closed: float | None = None  # when its pipe hit end of file (exit, or a job closed it)
     report_lost: bool = False  # ... and it lives on: said once in the log
     draining_since: float | None = None
     killed: Kill | None = None  # the master killed it, and why

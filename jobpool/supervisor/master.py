@@ -30,6 +30,7 @@ from jobpool.supervisor.signals import SignalQueue
 from jobpool.supervisor.systemd import Notifier
 
 log = logging.getLogger("jobpool.supervisor")
+PIPE_GRACE = 1.0  # seconds a child may live on after its report pipe closed, while exiting
 TICK = 1.0  # longest sleep of an idle master; everything periodic runs at most this late
 EXIT_REASON_LOG = {"stopped": logging.INFO, "max_jobs": logging.INFO}
 
@@ -84,14 +85,14 @@ class Supervisor:
 
     def _step(self) -> None:
         now = time.monotonic()
-        report_fds = [c.report_fd for c in self.children.values() if not c.report_closed]
+        report_fds = [c.report_fd for c in self.children.values() if c.report_closed is None]
         received, readable = self.signals.wait(self._sleep_time(now), report_fds)
         for signum in received:
             self._on_signal(signum)
         self._read_reports(readable)
         self._reap()
-        self._warn_closed_pipes()
         now = time.monotonic()
+        self._warn_closed_pipes(now)
         self._retry_pending()
         self._renew_leases(now)
         self._enforce_limits(now)
@@ -181,13 +182,16 @@ class Supervisor:
             if child.report_fd in readable:
                 # End of file: the child exited, or a job closed its descriptors. Stop watching
                 # the pipe, or select() would report it readable forever.
-                child.report_closed = not child.read_reports()
+                if not child.read_reports():
+                    child.report_closed = time.monotonic()
                 self._count_finished(child)
 
-    def _warn_closed_pipes(self) -> None:
-        """After reaping: a child still here whose pipe closed lost it to a job."""
+    def _warn_closed_pipes(self, now: float) -> None:
+        """A child still alive a while after its pipe closed lost it to a job (a child that
+        exits closes it too, a moment before it can be reaped)."""
         for child in self.children.values():
-            if child.report_closed and not child.report_lost:
+            closed = child.report_closed
+            if closed is not None and now - closed > PIPE_GRACE and not child.report_lost:
                 child.report_lost = True
                 log.warning(
                     "worker %s (pid %d) closed its report pipe (a job closed its descriptors); "

@@ -227,6 +227,7 @@ def test_stop_signal_lets_running_job_complete_and_leaves_queued_jobs_queued(
         )
     assert ("default.0", pid, "stopped") in m.exits(), m.log()
     assert not lines(tmp_path / "rec")
+    assert "closed its report pipe" not in m.log()  # exiting children close it too
 
 
 def test_ctrl_c_to_the_process_group_drains_like_sigint(master, redis_url, redis_qm, tmp_path):
