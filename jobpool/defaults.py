@@ -29,6 +29,11 @@ SSL_CERT_REQS = "required"
 COMPLETED_TTL = 86400.0  # 1 day: how long a completed job's record is kept
 FAILED_TTL = 7 * 86400.0  # 7 days: how long a failed job (and its record) is kept
 MAX_PAYLOAD = 1024 * 1024  # 1 MiB: the largest encoded job push() accepts
+MAX_RESULT = 1024 * 1024  # 1 MiB: the largest result (JSON) a job may return
+
+# -- a Job's own settings (class attributes, see job.py) ---------------------------------------
+RETRY_BACKOFF_MAX = 3600.0  # 1 hour: the longest wait before a retry, jitter included
+UNIQUE_FOR = 86400.0  # 1 day: the longest a unique job holds its key (unique = True, push_unique)
 
 # -- [pool], and each queue of [queues] --------------------------------------------------------
 WORKERS = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 
@@ -34,6 +35,26 @@ class WorkerLostError(JobpoolError):
     """
 
 
+class Retry(JobpoolError):
+    """Raised by a job to be retried: after `delay` seconds if given (no jitter, no cap), else
+    after its usual backoff. It counts as an attempt, so the job still fails for good after
+    `max_tries`; it is retried whatever `retry_on` and `dont_retry_on` say."""
+
+    def __init__(self, delay: float | None = None, reason: str = "") -> None:
+        if delay is not None and (
+            isinstance(delay, bool) or not isinstance(delay, (int, float)) or not delay >= 0
+        ):
+            raise ValueError(f"Retry(delay=...) must be seconds >= 0 or None, got {delay!r}")
+        self.delay = None if delay is None else float(delay)
+        when = "" if delay is None else f" in {delay:g} s"
+        super().__init__(reason or f"retry requested{when}")
+
+
+class Fail(JobpoolError):
+    """Raised by a job to fail for good now, whatever attempts are left; its `failed()` hook
+    is called with this exception."""
+
+
 class PushError(JobpoolError):
     """Storing new jobs failed part way (`push_many()`, which stores in batches).
 
@@ -56,3 +77,27 @@ class RedisFullError(PushError, redis.exceptions.OutOfMemoryError):
     A subclass of redis-py's OutOfMemoryError, so existing handlers catch it. Workers go on
     finishing the jobs they hold, which frees memory.
     """
+
+
+class ResultError(JobpoolError, ValueError):
+    """What a job returned cannot be stored: not JSON, or above `max_result`. The attempt fails
+    with this error (and is retried like any failure)."""
+
+
+class JobFailed(JobpoolError):
+    """`qm.result()` of a job that failed for good (or was cancelled).
+
+    `error` is the recorded error (`"ExceptionType: message"`), `traceback` its traceback text
+    (empty when there is none, as for a worker's death), `record` the whole status record.
+    """
+
+    def __init__(self, job_id: str, record: dict[str, Any]) -> None:
+        self.job_id = job_id
+        self.record = record
+        self.error = str(record.get("error") or record.get("status", "failed"))
+        self.traceback = str(record.get("traceback") or "")
+        super().__init__(f"job {job_id} {record.get('status', 'failed')}: {self.error}")
+
+
+class JobNotFoundError(JobpoolError, LookupError):
+    """No job has this id: never pushed, deleted, or its record outlived its time to live."""

@@ -12,10 +12,11 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from jobpool.errors import JobDecodeError, JobEncodeError, UnknownJobError
+from jobpool import defaults
+from jobpool.errors import JobDecodeError, JobEncodeError, ResultError, UnknownJobError
 
 _REGISTRY: dict[str, type[Job]] = {}
 
@@ -34,6 +35,22 @@ class Job:
     """Seconds before attempt 2; attempt n+1 waits ``retry_delay * 2**(n-1)``."""
     timeout: float | None = None
     """Hard limit for one attempt in seconds, enforced by the supervisor (None: no limit)."""
+    retry_jitter: bool = True
+    """Spread each retry's wait over ``[d/2, 3d/2]`` around the schedule's ``d`` (False:
+    exactly ``d``), so that jobs that failed together do not retry together."""
+    retry_backoff_max: float = defaults.RETRY_BACKOFF_MAX
+    """The longest wait before a retry, in seconds, jitter included."""
+    retry_on: ClassVar[tuple[type[BaseException], ...] | None] = None
+    """Retry only these exceptions (and their subclasses); any other fails the job at once,
+    still calling `failed()`. None: retry any exception."""
+    dont_retry_on: ClassVar[tuple[type[BaseException], ...]] = ()
+    """Never retry these: they fail the job at once (wins over `retry_on`)."""
+    unique: ClassVar[bool] = False
+    """While a job of this class with the same arguments is queued, delayed, retrying or
+    processing, push() returns that job's id instead of queueing another."""
+    unique_for: float = defaults.UNIQUE_FOR
+    """The longest a unique job holds its key, in seconds, so a lost record cannot hold it
+    forever."""
     queue: ClassVar[str | None] = None
     """The queue `push()` uses when none is given (None: the configured default queue)."""
 
@@ -44,7 +61,8 @@ class Job:
         cls.job_name = name or f"{cls.__module__}:{cls.__qualname__}"
         _REGISTRY[cls.job_name] = cls
 
-    def handle(self) -> None:
+    def handle(self) -> object:
+        """The job's work. What it returns (a JSON value) is stored as the job's `result`."""
         raise NotImplementedError(f"{type(self).__name__} must define handle()")
 
     def failed(self, exc: BaseException) -> None:  # noqa: B027 - optional hook
@@ -54,10 +72,21 @@ class Job:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
 
+    def _stored_values(self) -> Iterator[tuple[str, Any]]:
+        """What push() stores, each with the name an error about it uses."""
+        for key, value in vars(self).items():
+            yield f"attribute {key!r}", value
+
 
 def registered(name: str) -> type[Job] | None:
     """The registered Job subclass called `name`, if this process imported it."""
     return _REGISTRY.get(name)
+
+
+def unregister(cls: type[Job]) -> None:
+    """Take a class out of the registry: a base that is no job by itself (FunctionJob)."""
+    if _REGISTRY.get(cls.job_name) is cls:
+        del _REGISTRY[cls.job_name]
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
@@ -75,21 +104,26 @@ def encode_job(job: Job) -> str:
 
 
 def _explain_unencodable(job: Job, attrs: dict[str, Any], exc: Exception) -> str:
-    for key, value in attrs.items():
-        try:
-            json.dumps(value, allow_nan=False)
-        except RecursionError:
+    for label, value in job._stored_values():
+        why = unencodable(value)
+        if why is not None:
             return (
-                f"{type(job).__name__}: attribute {key!r} is nested too deeply to store as JSON "
-                "(or refers to itself)"
-            )
-        except (TypeError, ValueError):
-            kind = "a non-finite float" if _non_finite(value) else type(value).__name__
-            return (
-                f"{type(job).__name__}: attribute {key!r} cannot be stored as JSON ({kind}); "
-                "keep job attributes to str, int, float, bool, None, lists and dicts"
+                f"{type(job).__name__}: {label} {why}; keep job arguments and attributes to "
+                "str, int, float, bool, None, lists and dicts"
             )
     return f"{type(job).__name__}: attributes cannot be stored as JSON: {exc}"
+
+
+def unencodable(value: Any) -> str | None:
+    """Why `value` cannot be stored as JSON, or None if it can."""
+    try:
+        _encode(value)
+    except RecursionError:
+        return "is nested too deeply to store as JSON (or refers to itself)"
+    except (TypeError, ValueError):
+        kind = "a non-finite float" if _non_finite(value) else type(value).__name__
+        return f"cannot be stored as JSON ({kind})"
+    return None
 
 
 def _non_finite(value: Any) -> bool:
@@ -112,12 +146,34 @@ def decode_job(body: bytes | str) -> Job:
     cls = _REGISTRY.get(data["job"])
     if cls is None:
         raise UnknownJobError(
-            f"unknown job class {data['job']!r}: not a registered Job subclass in this worker "
-            "(is its module listed in `imports`?)"
+            f"unknown job class {data['job']!r}: not a registered Job subclass or @job function "
+            "in this worker (is its module listed in `imports`?)"
         )
     job = cls.__new__(cls)
     job.__dict__.update(attrs)
     return job
+
+
+def encode_result(job: Job, value: Any, max_result: int) -> str:
+    """What a job returned, as compact JSON for its record ('' for None); ResultError if it is
+    not a JSON value or its JSON is above `max_result` bytes."""
+    if value is None:
+        return ""
+    try:
+        text = _encode(value)
+    except (TypeError, ValueError, RecursionError):
+        raise ResultError(
+            f"{type(job).__name__} returned {type(value).__name__}, which "
+            f"{unencodable(value) or 'cannot be stored as JSON'}; return str, int, float, "
+            "bool, None, lists or dicts"
+        ) from None
+    size = len(text) if text.isascii() else len(text.encode())
+    if size > max_result:
+        raise ResultError(
+            f"{type(job).__name__} returned {size} bytes of JSON, above max_result "
+            f"({max_result} bytes); store large results elsewhere and return a reference"
+        )
+    return text
 
 
 def job_settings(job: Job) -> tuple[int, float, float | None]:

@@ -1,6 +1,8 @@
 """Logging to stderr: human-readable lines, or one JSON object per line for log shippers.
 
-Every line about a job carries its id, queue and class (passed as `extra` by the worker).
+Every line about a job carries its id, queue and class: the worker's own lines pass them as
+`extra`, and JobContextFilter adds them to every other line logged while a job runs, so that
+the job's own loggers (the application's) carry them too.
 """
 
 from __future__ import annotations
@@ -10,8 +12,22 @@ import logging
 import sys
 
 from jobpool import defaults
+from jobpool.context import running_delivery
 
 JOB_FIELDS = (("job_id", "job"), ("queue", "queue"), ("job_class", "class"))
+
+
+class JobContextFilter(logging.Filter):
+    """Adds the running job's id, queue and name (see JOB_FIELDS) to each record logged while
+    a worker runs it, whichever logger it comes from. setup_logging() puts it on its handler;
+    add it to a handler of your own to get the same fields there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        running = running_delivery()
+        if running is not None and getattr(record, "job_id", None) is None:
+            record.job_id, record.queue = running.id, running.queue
+            record.job_class = running.job_class
+        return True
 
 
 class TextFormatter(logging.Formatter):
@@ -52,6 +68,7 @@ def setup_logging(level: str = defaults.LOG_LEVEL, fmt: str = defaults.LOG_FORMA
     """Configure the root logger once per process (the supervisor's children inherit it)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(JobContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

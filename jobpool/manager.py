@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import os
@@ -13,13 +14,22 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from jobpool import defaults
-from jobpool.drivers.base import Delivery, Driver
+from jobpool.context import configure_default
+from jobpool.drivers.base import FINISHED, Cancel, Delivery, Driver
 from jobpool.drivers.factory import make_driver
 from jobpool.drivers.memory import MemoryDriver
-from jobpool.errors import JobEncodeError, PayloadTooLargeError
+from jobpool.errors import (
+    JobEncodeError,
+    JobFailed,
+    JobNotFoundError,
+    PayloadTooLargeError,
+    PushError,
+)
 from jobpool.ids import new_job_id, queue_of
 from jobpool.job import Job, encode_job, job_settings
 from jobpool.names import check_queue_name
+from jobpool.retry import retry_policy
+from jobpool.unique import unique_options
 
 if TYPE_CHECKING:
     from jobpool.config import Config
@@ -43,9 +53,11 @@ class QueueManager:
         completed_ttl: float = defaults.COMPLETED_TTL,
         failed_ttl: float = defaults.FAILED_TTL,
         max_payload: int = defaults.MAX_PAYLOAD,
+        max_result: int = defaults.MAX_RESULT,
     ):
         self.default_queue = check_queue_name(default_queue)
         self.max_payload = max_payload
+        self.max_result = max_result  # what a job may return, in bytes of JSON (see Worker)
         self.driver = make_driver(
             connection, prefix=prefix, completed_ttl=completed_ttl, failed_ttl=failed_ttl
         )
@@ -65,7 +77,18 @@ class QueueManager:
             completed_ttl=cfg.jobs.completed_ttl,
             failed_ttl=cfg.jobs.failed_ttl,
         )
-        return cls(driver, default_queue=cfg.default_queue, max_payload=cfg.jobs.max_payload)
+        return cls(
+            driver,
+            default_queue=cfg.default_queue,
+            max_payload=cfg.jobs.max_payload,
+            max_result=cfg.jobs.max_result,
+        )
+
+    def make_current(self) -> QueueManager:
+        """Make this the manager `fn.push(...)` of a `@job` function uses in this process
+        (as `jobpool.configure(self)` does); returns it. Inside a job the worker's wins."""
+        configure_default(self)
+        return self
 
     def queue_name(self, job: Job | None = None, queue: str | None = None) -> str:
         """The queue a call acts on: `queue` if given, else the job's own `queue` attribute,
@@ -84,6 +107,7 @@ class QueueManager:
                 "into a module listed in `imports`"
             )
         max_tries, _, _ = job_settings(job)
+        retry_policy(job)  # a wrong retry setting is refused now, not at the first failure
         if len(body) > self.max_payload:
             raise PayloadTooLargeError(
                 f"{type(job).__name__}: payload is {len(body)} bytes, above max_payload "
@@ -92,35 +116,166 @@ class QueueManager:
         record = {"job": type(job).__name__, "queue": queue, "max_tries": max_tries}
         return new_job_id(queue), body, record
 
-    def push(self, job: Job, queue: str | None = None) -> str:
-        """Queue a job to run as soon as a worker is free; returns its id."""
+    def push(
+        self,
+        job: Job,
+        queue: str | None = None,
+        *,
+        unique_key: str | None = None,
+        unique_for: float | None = None,
+    ) -> str:
+        """Queue a job to run as soon as a worker is free; returns its id.
+
+        With `unique_key` (or a class with `unique = True`, keyed by class and arguments): if the
+        job holding that key is queued, delayed, retrying or processing, nothing is queued and
+        that job's id is returned. A new job holds the key until it completes, fails or is
+        cancelled, for at most `unique_for` seconds (default: the class's `unique_for`, 1 day).
+        `push_unique()` tells which happened."""
         name = self.queue_name(job, queue)
         entry = self._prepare(job, name)
+        unique = unique_options(job, entry[1], unique_key, unique_for)
+        if unique is not None:
+            return self._enqueue_unique(name, entry, unique, 0.0)[0]
         self.driver.enqueue(name, [entry])
         return entry[0]
 
-    def later(self, job: Job, delay: Delay, queue: str | None = None) -> str:
-        """Queue a job to run after `delay` (seconds, timedelta, or an aware datetime)."""
-        entry = self._prepare(job, self.queue_name(job, queue))
-        self.driver.enqueue(queue_of(entry[0]), [entry], delay=_seconds(delay))
+    def later(
+        self,
+        job: Job,
+        delay: Delay,
+        queue: str | None = None,
+        *,
+        unique_key: str | None = None,
+        unique_for: float | None = None,
+    ) -> str:
+        """Queue a job to run after `delay` (seconds, timedelta, or an aware datetime); unique
+        keys as for push()."""
+        name = self.queue_name(job, queue)
+        entry = self._prepare(job, name)
+        seconds = _seconds(delay)
+        unique = unique_options(job, entry[1], unique_key, unique_for)
+        if unique is not None:
+            return self._enqueue_unique(name, entry, unique, seconds)[0]
+        self.driver.enqueue(name, [entry], delay=seconds)
         return entry[0]
 
+    def push_unique(
+        self,
+        job: Job,
+        queue: str | None = None,
+        *,
+        unique_key: str | None = None,
+        unique_for: float | None = None,
+        delay: Delay | None = None,
+    ) -> tuple[str, bool]:
+        """Queue a job unless the job holding its unique key waits or runs: (id, created),
+        `created` False when `id` is that existing job's. Without `unique_key` the key is the
+        job's class and arguments. `delay` as for later()."""
+        name = self.queue_name(job, queue)
+        entry = self._prepare(job, name)
+        seconds = 0.0 if delay is None else _seconds(delay)
+        unique = unique_options(job, entry[1], unique_key, unique_for, always=True)
+        assert unique is not None
+        return self._enqueue_unique(name, entry, unique, seconds)
+
+    def _enqueue_unique(
+        self,
+        queue: str,
+        entry: tuple[str, str, dict[str, Any]],
+        unique: tuple[str, float],
+        delay: float,
+    ) -> tuple[str, bool]:
+        key, hold = unique
+        entry[2]["unique_key"] = key
+        return self.driver.enqueue_unique(queue, entry, key, hold, delay)
+
     def push_many(self, jobs: Iterable[Job], queue: str | None = None) -> list[str]:
-        """Queue several jobs in one round trip per queue; all are checked before any is sent."""
+        """Queue several jobs in one round trip per queue; all are checked before any is sent.
+        Unique jobs (a class with `unique = True`) are stored one by one after the others, and
+        a duplicate's place in the list holds the id of the job that holds its key."""
         by_queue: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+        unique: list[tuple[int, str, tuple[str, str, dict[str, Any]], tuple[str, float]]] = []
         ids: list[str] = []
         for job in jobs:
             name = self.queue_name(job, queue)
             entry = self._prepare(job, name)
-            by_queue.setdefault(name, []).append(entry)
+            options = unique_options(job, entry[1], None, None)
+            if options is None:
+                by_queue.setdefault(name, []).append(entry)
+            else:
+                unique.append((len(ids), name, entry, options))
             ids.append(entry[0])
         for name, entries in by_queue.items():
             self.driver.enqueue(name, entries)
+        done = [entry[0] for entries in by_queue.values() for entry in entries]
+        for index, name, entry, options in unique:
+            try:
+                ids[index], created = self._enqueue_unique(name, entry, options, 0.0)
+            except (PushError, redis.RedisError) as exc:
+                if not done:
+                    raise
+                message = f"push_many stored {len(done)} job(s), then failed: {exc}"
+                raise PushError(message, stored=done) from exc
+            if created:
+                done.append(ids[index])
         return ids
 
     def get_job_status(self, job_id: str) -> dict[str, Any] | None:
         """The job's record (status, attempts, times, last error), or None if unknown/expired."""
         return self.driver.status(job_id)
+
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """What the job returned (its record's `result`; None if it returned nothing), waiting
+        up to `timeout` seconds for it to finish (None: as long as it takes; 0: not at all).
+
+        Raises JobFailed (with the error and traceback) if it failed for good or was
+        cancelled, TimeoutError if it has not finished in time, and JobNotFoundError for an id
+        with no record (never pushed, deleted, or expired)."""
+        _check_id(job_id)
+        return _result(job_id, self.driver.wait_finished(job_id, timeout), timeout)
+
+    async def aresult(self, job_id: str, timeout: float | None = None) -> Any:
+        """result() for async code: waits on the running event loop."""
+        _check_id(job_id)
+        return _result(job_id, await self.driver.aio().wait_finished(job_id, timeout), timeout)
+
+    async def apush(self, job: Job, queue: str | None = None) -> str:
+        """push() for async code (FastAPI, aiohttp): the same checks, the round trip awaited."""
+        name = self.queue_name(job, queue)
+        entry = self._prepare(job, name)
+        if unique_options(job, entry[1], None, None) is not None:  # push()'s own path
+            return await asyncio.to_thread(self.push, job, queue)
+        await self.driver.aio().enqueue(name, [entry])
+        return entry[0]
+
+    async def alater(self, job: Job, delay: Delay, queue: str | None = None) -> str:
+        """later() for async code."""
+        name = self.queue_name(job, queue)
+        entry = self._prepare(job, name)
+        if unique_options(job, entry[1], None, None) is not None:
+            return await asyncio.to_thread(self.later, job, delay, queue)
+        await self.driver.aio().enqueue(name, [entry], delay=_seconds(delay))
+        return entry[0]
+
+    async def apush_many(self, jobs: Iterable[Job], queue: str | None = None) -> list[str]:
+        """push_many() for async code."""
+        jobs = list(jobs)
+        by_queue: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+        ids = []
+        for job in jobs:
+            name = self.queue_name(job, queue)
+            entry = self._prepare(job, name)
+            if unique_options(job, entry[1], None, None) is not None:
+                return await asyncio.to_thread(self.push_many, jobs, queue)
+            by_queue.setdefault(name, []).append(entry)
+            ids.append(entry[0])
+        for name, entries in by_queue.items():
+            await self.driver.aio().enqueue(name, entries)
+        return ids
+
+    async def aclose(self) -> None:
+        """Close the connections the async methods opened on the running event loop."""
+        await self.driver.aio().close()
 
     def pop(self, queue: str | None = None, timeout: float = 0.0) -> Delivery | None:
         """Claim the next job of a queue for `Worker(qm).process()`, waiting up to `timeout` s.
@@ -171,6 +326,14 @@ class QueueManager:
         """Remove a waiting or finished job and its record (not one being processed)."""
         return self.driver.delete(job_id)
 
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job. One that waits (queued, delayed, retrying) becomes `cancelled` and never
+        runs. One that runs is asked to stop: under `jobpool start` its master kills its worker
+        (as for a timeout) and records it `cancelled`, without a retry or its failed() hook; a
+        standalone `jobpool worker` lets it run to its end (a failure then ends it `cancelled`).
+        False when there is no such job or it has finished."""
+        return self.driver.cancel(job_id) is not Cancel.NOTHING
+
     def close(self) -> None:
         self.driver.close()
 
@@ -179,6 +342,28 @@ class QueueManager:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_id(job_id: str) -> None:
+    try:
+        queue_of(job_id)
+    except ValueError as exc:
+        raise JobNotFoundError(str(exc)) from None
+
+
+def _result(job_id: str, record: dict[str, Any] | None, timeout: float | None) -> Any:
+    """What result() returns or raises for the record wait_finished() gave."""
+    if record is None:
+        raise JobNotFoundError(
+            f"no job {job_id}: never pushed, deleted, or its record expired (completed_ttl, "
+            "failed_ttl)"
+        )
+    status = record["status"]
+    if status == "completed":
+        return record.get("result")
+    if status in FINISHED:
+        raise JobFailed(job_id, record)
+    raise TimeoutError(f"job {job_id} is still {status} after {timeout or 0:g}s")
 
 
 def _seconds(delay: Delay) -> float:

@@ -1,4 +1,4 @@
-"""The `jobpool` command: check, start, worker, stats, status, failed, embedded.
+"""The `jobpool` command: check, start, worker, stats, status, cancel, failed, embedded.
 
 Exit codes are in jobpool.exitcodes: 1 for an unexpected error or an unknown job or queue, 2 for
 a bad config or usage, 3 when Redis cannot be reached, 4 when a job module cannot be imported.
@@ -15,7 +15,7 @@ from jobpool.cli.common import DEFAULT_CONFIG, CommandError
 from jobpool.cli.embedded import cmd_embedded
 from jobpool.cli.failed import cmd_failed
 from jobpool.cli.run import cmd_check, cmd_start, cmd_worker
-from jobpool.cli.stats import cmd_stats, cmd_status
+from jobpool.cli.stats import cmd_cancel, cmd_stats, cmd_status
 from jobpool.config import ConfigError
 
 __all__ = ["CommandError", "main"]
@@ -68,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pretty", action="store_true", help="for a person: local times, arguments, traceback"
     )
+    p = command(
+        "cancel",
+        "cancel a job: one that waits never runs; one that runs is stopped (exit 1: no such job, "
+        "or it has finished)",
+        cmd_cancel,
+    )
+    p.add_argument("job_id")
     _failed_parser(command("failed", "list, retry or delete failed jobs", cmd_failed))
     p = command("embedded", "start, stop or inspect the embedded redis-server", cmd_embedded)
     p.add_argument("action", choices=["start", "stop", "status"])

@@ -1,4 +1,5 @@
-"""The commands that look: `stats` (every queue at a glance) and `status` (one job)."""
+"""The commands about what Redis holds: `stats` (every queue at a glance), `status` (one job)
+and `cancel` (one job)."""
 
 from __future__ import annotations
 
@@ -75,4 +76,29 @@ def cmd_status(args: argparse.Namespace) -> int:
         return exitcodes.OK
     [body] = driver.payloads(record.get("queue") or queue_of_id(args.job_id), [args.job_id])
     print(display.pretty_record(record, body))
+    return exitcodes.OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel one job: exit 0 when it is cancelled or asked to stop, 1 when there is no such
+    job or it has finished."""
+    from jobpool.drivers.base import Cancel
+
+    cfg = config_of(args)
+    qm, driver = redis_driver(cfg, "cancel")
+    queue_of_id(args.job_id)  # a malformed id is an unknown job, not a traceback
+    done = driver.cancel(args.job_id)
+    if done is Cancel.NOTHING:
+        record = qm.get_job_status(args.job_id)
+        if record is None:
+            raise CommandError(f"no job {args.job_id!r} (unknown, or its record expired)")
+        raise CommandError(f"job {args.job_id!r} is {record['status']}: nothing to cancel")
+    if done is Cancel.CANCELLED:
+        print(f"job {args.job_id} cancelled: it will not run")
+    else:
+        print(
+            f"job {args.job_id} is running: asked to stop (under `jobpool start` its worker is "
+            "killed within a few seconds and the job recorded cancelled; a standalone "
+            "`jobpool worker` lets it finish)"
+        )
     return exitcodes.OK

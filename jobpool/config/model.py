@@ -84,11 +84,13 @@ class RedisConfig:
 
 @dataclass(frozen=True)
 class JobsConfig:
-    """How long finished jobs are kept (seconds) and how big a job's payload may be (bytes)."""
+    """How long finished jobs are kept (seconds), and how big a job's payload and its result
+    may be (bytes)."""
 
     completed_ttl: float = defaults.COMPLETED_TTL
     failed_ttl: float = defaults.FAILED_TTL
     max_payload: int = defaults.MAX_PAYLOAD
+    max_result: int = defaults.MAX_RESULT
 
 
 @dataclass(frozen=True)

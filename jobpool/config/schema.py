@@ -223,6 +223,7 @@ JOBS_FIELDS: dict[str, Convert] = {
     "completed_ttl": duration(),
     "failed_ttl": duration(),
     "max_payload": size(),
+    "max_result": size(),
 }
 QUEUE_FIELDS: dict[str, Convert] = {
     "workers": integer(1),

@@ -23,6 +23,11 @@ HOOK_PENDING = 1
 HOOK_STARTED = 2
 HOOK_NAMES = {HOOK_PENDING: "pending", HOOK_STARTED: "started"}  # in status records
 
+# The statuses in which a job holds its unique key: it waits or runs (as in lua/includes/common).
+WAITING_OR_RUNNING = frozenset({"queued", "delayed", "retrying", "processing"})
+# The statuses of a finished job: what `qm.result()` waits for (as in lua/watch.lua).
+FINISHED = frozenset({"completed", "failed", "cancelled"})
+
 
 class Outcome(str, enum.Enum):
     """How an attempt ended, as recorded by the driver."""
@@ -31,6 +36,15 @@ class Outcome(str, enum.Enum):
     RETRYING = "retrying"
     FAILED = "failed"
     LOST = "lost"  # the worker no longer held the job: its lease expired meanwhile
+    CANCELLED = "cancelled"  # cancel() asked it to stop, or it was cancelled before it began
+
+
+class Cancel(enum.Enum):
+    """What `cancel()` found."""
+
+    NOTHING = 0  # no such job, or it finished already
+    CANCELLED = 1  # it waited (queued, delayed, retrying): cancelled, it never runs
+    STOPPING = 2  # it runs: asked to stop (the master kills its worker)
 
 
 @dataclass(frozen=True)
@@ -101,8 +115,15 @@ class Session(Protocol):
     def fetch(
         self, queue: str, worker_id: str, count: int = 1, lease: float = defaults.LEASE
     ) -> Fetched: ...
-    def begin(self, delivery: Delivery) -> Delivery: ...
-    def complete(self, delivery: Delivery) -> None: ...
+    def begin(self, delivery: Delivery, confirm: bool = False) -> Delivery:
+        """Begin a job claimed in a batch. With `confirm`, wait until the queue has begun it: a
+        job cancelled while it waited comes back with status `cancelled`, and must not run."""
+        ...
+
+    def complete(self, delivery: Delivery, result: str = "") -> None:
+        """Record a job completed, with its result as JSON ('' for none)."""
+        ...
+
     def retry_or_fail(
         self, delivery: Delivery, delay: float, error: str, traceback: str, force_fail: bool = False
     ) -> Outcome: ...
@@ -121,6 +142,19 @@ class Driver(Protocol):
     def enqueue(
         self, queue: str, jobs: Sequence[tuple[str, str, dict[str, Any]]], delay: float = 0.0
     ) -> int: ...
+    def enqueue_unique(
+        self,
+        queue: str,
+        job: tuple[str, str, dict[str, Any]],
+        unique_key: str,
+        unique_for: float,
+        delay: float = 0.0,
+    ) -> tuple[str, bool]:
+        """Store one job unless the job holding `unique_key` waits or runs: (the stored job's
+        id, True), or (the holder's id, False). The new job holds the key until it finishes or
+        is cancelled, for at most `unique_for` seconds."""
+        ...
+
     def session(self) -> Session: ...
     def requeue_worker(
         self,
@@ -132,11 +166,45 @@ class Driver(Protocol):
     ) -> Requeued: ...
     def renew(self, queue: str, worker_ids: Sequence[str], lease: float) -> None: ...
     def status(self, job_id: str) -> dict[str, Any] | None: ...
+    def wait_finished(self, job_id: str, timeout: float | None) -> dict[str, Any] | None:
+        """The job's record once it has finished (see FINISHED), or as it is when `timeout`
+        seconds have passed (None: no limit); None if there is no such job. Blocks, without
+        polling in a tight loop."""
+        ...
+
+    def aio(self) -> AsyncDriver:
+        """What the async producer methods use, for the running event loop."""
+        ...
+
     def counts(self, queue: str) -> dict[str, int]: ...
     def failed_jobs(self, queue: str, start: int = 0, count: int = 100) -> list[dict[str, Any]]: ...
     def retry_failed(self, queue: str, job_ids: Sequence[str] | None = None) -> int: ...
     def delete(self, job_id: str) -> bool: ...
+    def cancel(self, job_id: str) -> Cancel: ...
+    def cancel_requests(self, queue: str, job_ids: Sequence[str]) -> set[str]:
+        """Those of `job_ids` (jobs workers run) that were cancelled: asked to stop, or
+        cancelled before they began. The master kills their workers."""
+        ...
+
     def close(self) -> None: ...
+
+
+class AsyncDriver(Protocol):
+    """A driver's producer side for asyncio code (`qm.apush()`, `qm.aresult()`): the same steps
+    as the Driver methods of the same names, awaited on the running event loop."""
+
+    async def enqueue(
+        self, queue: str, jobs: Sequence[tuple[str, str, dict[str, Any]]], delay: float = 0.0
+    ) -> int: ...
+    async def wait_finished(self, job_id: str, timeout: float | None) -> dict[str, Any] | None: ...
+    async def close(self) -> None: ...
+
+
+def cancel_requested(record: dict[str, Any]) -> bool:
+    """Whether a job a worker holds was cancelled: asked to stop while it ran, or cancelled
+    before it began (a job claimed in a batch). Its worker must not go on with it."""
+    status = record.get("status")
+    return status == "cancelled" or (status == "processing" and "cancel_requested_at" in record)
 
 
 def public_record(job_id: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +215,10 @@ def public_record(job_id: str, record: dict[str, Any]) -> dict[str, Any]:
         if key == "hook":
             if value:
                 out[key] = HOOK_NAMES.get(value, value)
+        elif (
+            key == "unique_lock" or key == "notify"
+        ):  # the Redis key behind `unique_key`: the driver's business
+            continue
         elif key.endswith("_at") and isinstance(value, (int, float)):
             out[key] = value / 1000.0
         else:

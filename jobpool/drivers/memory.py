@@ -6,8 +6,10 @@ to live) in plain dicts guarded by one lock. The clock is injectable so tests ca
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import copy
+import json
 import threading
 import time
 from collections import deque
@@ -16,18 +18,24 @@ from typing import TYPE_CHECKING, Any
 
 from jobpool import defaults
 from jobpool.drivers.base import (
+    FINISHED,
     HOOK_PENDING,
     HOOK_STARTED,
+    WAITING_OR_RUNNING,
+    Cancel,
     Delivery,
     Fetched,
     Outcome,
     Requeued,
+    cancel_requested,
     public_record,
 )
 from jobpool.ids import queue_of
 
+RECHECK = 1.0  # seconds between looks at a waited-for record (a cancel or delete wakes no one)
+
 if TYPE_CHECKING:
-    from jobpool.drivers.base import Driver, Session
+    from jobpool.drivers.base import AsyncDriver, Driver, Session
 
 
 class _Queue:
@@ -53,7 +61,10 @@ class MemoryDriver:
         self._queues: dict[str, _Queue] = {}
         self._records: dict[str, dict[str, Any]] = {}
         self._bodies: dict[str, str] = {}
-        self._cond = threading.Condition()
+        self._unique: dict[tuple[str, str], tuple[str, int]] = {}  # (queue, key) -> (id, until)
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # a push or a hand-back: wakes idle workers
+        self._finished = threading.Condition(lock)  # a job finished: wakes qm.result()
 
     def _q(self, name: str) -> _Queue:
         return self._queues.setdefault(name, _Queue())
@@ -88,6 +99,32 @@ class MemoryDriver:
             self._cond.notify_all()
             return stored
 
+    def enqueue_unique(
+        self,
+        queue: str,
+        job: tuple[str, str, dict[str, Any]],
+        unique_key: str,
+        unique_for: float,
+        delay: float = 0.0,
+    ) -> tuple[str, bool]:
+        """As lua/enqueue.lua with a unique key: see there."""
+        with self._cond:
+            now = self._now_ms()
+            holder, until = self._unique.get((queue, unique_key), ("", 0))
+            record = self._records.get(holder)
+            if until > now and record is not None and record["status"] in WAITING_OR_RUNNING:
+                return holder, False
+            self.enqueue(queue, [job], delay)
+            self._unique[(queue, unique_key)] = (job[0], now + max(int(unique_for * 1000), 1))
+            return job[0], True
+
+    def _release_unique(self, job_id: str, record: dict[str, Any]) -> None:
+        """As release_unique in lua/includes/common.lua: the job completed, failed or was
+        cancelled; a key held by another job by now is left alone."""
+        key = (str(record.get("queue")), str(record.get("unique_key")))
+        if "unique_key" in record and self._unique.get(key, ("",))[0] == job_id:
+            del self._unique[key]
+
     def _promote(self, q: _Queue, now: int) -> None:
         while q.delayed and q.delayed[0][0] <= now:
             _, job_id = q.delayed.pop(0)
@@ -121,6 +158,8 @@ class MemoryDriver:
 
     def _hand_back(self, q: _Queue, job_id: str) -> None:
         record = self._records.get(job_id)
+        if record is not None and record["status"] == "cancelled":
+            return  # cancelled while claimed: dropped
         if record is not None and record["status"] == "processing":
             attempts = max(record.get("attempts", 1) - 1, 0)
             self._save(job_id, record, status="queued", attempts=attempts, worker=None)
@@ -141,6 +180,45 @@ class MemoryDriver:
             **extra,
         )
         q.failed[job_id] = now
+        self._finished.notify_all()
+        self._release_unique(job_id, record)
+
+    def _cancel(self, job_id: str, record: dict[str, Any], now: int) -> None:
+        """Cancel a job: the one place that does, as mark_cancelled in lua/includes."""
+        expires = now + int(self.failed_ttl * 1000)
+        self._save(
+            job_id,
+            record,
+            status="cancelled",
+            worker=None,
+            due_at=None,
+            finished_at=now,
+            expires_at=expires,
+        )
+        self._finished.notify_all()
+        self._release_unique(job_id, record)
+
+    def cancel(self, job_id: str) -> Cancel:
+        """As lua/cancel.lua: see there."""
+        with self._cond:
+            record = self._records.get(job_id)
+            if record is None or record["status"] not in WAITING_OR_RUNNING:
+                return Cancel.NOTHING
+            if record["status"] == "processing":
+                if "cancel_requested_at" not in record:
+                    self._save(job_id, record, cancel_requested_at=self._now_ms())
+                return Cancel.STOPPING
+            q = self._q(queue_of(job_id))
+            if job_id in q.ready:
+                q.ready.remove(job_id)
+            q.delayed = [(due, i) for due, i in q.delayed if i != job_id]
+            self._cancel(job_id, record, self._now_ms())
+            return Cancel.CANCELLED
+
+    def cancel_requests(self, queue: str, job_ids: Sequence[str]) -> set[str]:
+        with self._cond:
+            records = {i: self._records.get(i) for i in job_ids}
+            return {i for i, record in records.items() if record and cancel_requested(record)}
 
     def requeue_worker(
         self,
@@ -161,6 +239,9 @@ class MemoryDriver:
                 if count_attempt and hook_started:
                     # it died inside the failed() hook: never run that hook again
                     self._save(job_id, record, hook=None, hook_error=reason, worker=None)
+                    continue
+                if record["status"] == "processing" and "cancel_requested_at" in record:
+                    self._cancel(job_id, record, now)  # killed for its cancel: never again
                     continue
                 if not count_attempt or record["status"] != "processing":
                     self._hand_back(q, job_id)  # a shutdown, or claimed in a batch, not begun
@@ -186,6 +267,22 @@ class MemoryDriver:
             if record is None or record.get("expires_at", float("inf")) <= self._now_ms():
                 return None
             return public_record(job_id, copy.deepcopy(record))
+
+    def wait_finished(self, job_id: str, timeout: float | None) -> dict[str, Any] | None:
+        """As RedisDriver.wait_finished: woken by complete() and _fail()."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                record = self.status(job_id)
+                if record is None or record["status"] in FINISHED:
+                    return record
+                left = RECHECK if deadline is None else min(deadline - time.monotonic(), RECHECK)
+                if left <= 0:
+                    return record
+                self._finished.wait(left)
+
+    def aio(self) -> MemoryAsync:
+        return MemoryAsync(self)
 
     def counts(self, queue: str) -> dict[str, int]:
         with self._cond:
@@ -282,7 +379,9 @@ class MemorySession:
                 record = d._records.get(job_id)
                 if record is None or job_id not in d._bodies:
                     continue
-                if record["status"] == "failed" and not record.get("hook"):
+                if record["status"] == "cancelled" or (
+                    record["status"] == "failed" and not record.get("hook")
+                ):
                     continue
                 if not out:  # the rest begin later
                     d._begin(job_id, record, worker_id, now)
@@ -292,19 +391,23 @@ class MemorySession:
             next_due = (q.delayed[0][0] - now) / 1000.0 if q.delayed else None
             return Fetched(out, next_due and max(next_due, 0.0))
 
-    def begin(self, delivery: Delivery) -> Delivery:
+    def begin(self, delivery: Delivery, confirm: bool = False) -> Delivery:
         """Begin a job claimed in a batch: its attempt counts from here (or its failed() hook
-        is marked started)."""
+        is marked started). Always confirmed: a job cancelled while it waited comes back
+        `cancelled`, dropped from the worker's hands."""
         d = self.driver
         with d._cond:
             record = d._records.get(delivery.id)
-            held = delivery.id in d._q(delivery.queue).held.get(delivery.worker_id, [])
-            if held and record is not None and _waits_to_begin(record):
+            q = d._q(delivery.queue)
+            held = delivery.id in q.held.get(delivery.worker_id, [])
+            if held and record is not None and record["status"] == "cancelled":
+                d._take(q, delivery.worker_id, delivery.id)
+            elif held and record is not None and _waits_to_begin(record):
                 d._begin(delivery.id, record, delivery.worker_id, d._now_ms())
             current = copy.deepcopy(record) if record is not None else delivery.record
             return Delivery(delivery.id, delivery.queue, delivery.body, current, delivery.worker_id)
 
-    def complete(self, delivery: Delivery) -> None:
+    def complete(self, delivery: Delivery, result: str = "") -> None:
         d = self.driver
         with d._cond:
             if not d._take(d._q(delivery.queue), delivery.worker_id, delivery.id):
@@ -319,8 +422,11 @@ class MemorySession:
                 worker=None,
                 finished_at=now,
                 expires_at=expires,
+                result=json.loads(result) if result else None,
             )
+            d._release_unique(delivery.id, record)
             d._bodies.pop(delivery.id, None)
+            d._finished.notify_all()
 
     def retry_or_fail(
         self,
@@ -338,6 +444,9 @@ class MemorySession:
             now, record = d._now_ms(), d._records.get(delivery.id, {})
             if error:
                 record.update(error=error, traceback=traceback)
+            if record.get("status") == "processing" and "cancel_requested_at" in record:
+                d._cancel(delivery.id, record, now)  # cancelled while it ran: no retry, no hook
+                return Outcome.CANCELLED
             was_failed = record.get("status") == "failed"
             attempts, max_tries = record.get("attempts", 0), record.get("max_tries", 1)
             if not was_failed and not force_fail and attempts < max_tries:
@@ -380,7 +489,28 @@ class MemorySession:
         """The driver owns everything."""
 
 
+class MemoryAsync:
+    """The async producer methods on the memory driver: storing is instant, and waiting for a
+    result happens in a thread, so that the event loop goes on meanwhile."""
+
+    def __init__(self, driver: MemoryDriver):
+        self.driver = driver
+
+    async def enqueue(
+        self, queue: str, jobs: Sequence[tuple[str, str, dict[str, Any]]], delay: float = 0.0
+    ) -> int:
+        return self.driver.enqueue(queue, jobs, delay)
+
+    async def wait_finished(self, job_id: str, timeout: float | None) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self.driver.wait_finished, job_id, timeout)
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
 if TYPE_CHECKING:  # mypy proves both keep the protocols of drivers/base.py
 
-    def _conforms(driver: MemoryDriver, session: MemorySession) -> tuple[Driver, Session]:
-        return driver, session
+    def _conforms(
+        driver: MemoryDriver, session: MemorySession, aio: MemoryAsync
+    ) -> tuple[Driver, Session, AsyncDriver]:
+        return driver, session, aio

@@ -21,6 +21,7 @@ from jobpool.config.units import format_size
 from jobpool.drivers.base import Driver, Requeued
 from jobpool.process import owned_memory, set_title
 from jobpool.supervisor.board import Board, Running
+from jobpool.supervisor.cancels import CancelWatch
 from jobpool.supervisor.children import Child, Slot, spawn
 from jobpool.supervisor.handback import Handback
 from jobpool.supervisor.metrics import make_metrics
@@ -60,6 +61,7 @@ class Supervisor:
         self.restarts = RestartPolicy(config.pool.restart_backoff_max)
         self.signals = SignalQueue()
         self.handback = Handback(driver)
+        self.cancels = CancelWatch(driver)
         self.spawned = 0
         self.stats = {"restarts": 0, "completed": 0, "failed": 0, "retrying": 0}
         self._next_memory_check = 0.0
@@ -96,6 +98,7 @@ class Supervisor:
         self._retry_pending()
         self._renew_leases(now)
         self._enforce_limits(now)
+        self._stop_cancelled(now)
         if self.draining_since is None:
             self._reconcile(now)
         elif not self.children:
@@ -116,6 +119,8 @@ class Supervisor:
             busy = child.busy
             if busy and busy.timeout:
                 deadlines.append(busy.started + busy.timeout)
+            if busy and child.killed is None:
+                deadlines.append(self.cancels.next_check)
         return max(min(deadlines) - now, 0.0)
 
     # -- signals -------------------------------------------------------------------------------
@@ -246,6 +251,11 @@ class Supervisor:
             fate = (
                 "failed for good: its attempts are used up" if busy.job_id in failed else "requeued"
             )
+            if child.killed is not None and child.killed.reason is KillReason.CANCEL:
+                fate = "cancelled"  # requeue.lua recorded it so: it was asked to stop
+                self.metrics.job_finished(
+                    child.slot.queue, busy.job_class, fate, now - busy.started
+                )
             job = f"; job {busy.job_id} {fate}"
         backoff = f"; restarting in {delay:g}s" if delay and self.draining_since is None else ""
         log.log(
@@ -311,6 +321,20 @@ class Supervisor:
             self._next_memory_check = now + self.config.pool.memory_check_interval
             for child in list(self.children.values()):
                 self._check_hard_limit(child)
+
+    def _stop_cancelled(self, now: float) -> None:
+        """Kill the workers whose running job was cancelled (see cancels.py), as for a timeout.
+        The board is read again before each kill: a job that ended meanwhile saves its worker."""
+        running: dict[str, list[str]] = {}
+        for child in self.children.values():
+            busy = child.busy if child.killed is None else None
+            if busy is not None:
+                running.setdefault(child.slot.queue, []).append(busy.job_id)
+        cancelled = self.cancels.cancelled(now, running)
+        for child in list(self.children.values()) if cancelled else []:
+            busy = child.busy if child.killed is None else None
+            if busy is not None and busy.job_id in cancelled:
+                self._kill(child, KillReason.CANCEL, f"its job {busy.job_id} was cancelled")
 
     def _hard_limits(self) -> bool:
         return any(

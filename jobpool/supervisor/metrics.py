@@ -27,10 +27,11 @@ OUTCOME_LABELS = {
     "retrying": "retried",
     "failed": "failed",
     "lost": "lost",
+    "cancelled": "cancelled",
 }
 WORKER_STATES = ("starting", "idle", "busy", "draining")
 QUEUE_STATES = ("ready", "delayed", "in_flight", "failed")
-RESTART_REASONS = ("crash", "memory", "max_jobs", "timeout")  # see restarts.describe_exit
+RESTART_REASONS = ("crash", "memory", "max_jobs", "timeout", "cancel")  # restarts.describe_exit
 REDIS_ERRORS = (redis.RedisError, *CONNECTION_ERRORS)
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 

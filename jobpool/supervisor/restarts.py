@@ -18,7 +18,7 @@ class KillReason(enum.Enum):
     TIMEOUT = "timeout"  # its job ran past its timeout
     MEMORY = "memory"  # above memory_hard_limit
     SHUTDOWN = "shutdown"  # still busy after graceful_timeout, or an immediate stop
-    CANCEL = "cancel"  # its job was cancelled (for a cancel feature to come)
+    CANCEL = "cancel"  # its job was cancelled: qm.cancel() asked it to stop (cancels.py)
 
     @property
     def counts_attempt(self) -> bool:

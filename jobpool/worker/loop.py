@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from jobpool import defaults
-from jobpool.backoff import Backoff, retry_wait
-from jobpool.context import running_with
+from jobpool.backoff import Backoff
+from jobpool.context import running_job, running_with
 from jobpool.drivers.base import Delivery, Outcome
 from jobpool.drivers.redis.client import CONNECTION_ERRORS
 from jobpool.drivers.redis.replies import ReplyLog
 from jobpool.errors import JobDecodeError, WorkerLostError
-from jobpool.job import Job, decode_job, job_settings
+from jobpool.job import Job, decode_job, encode_result
 from jobpool.process import same_file
+from jobpool.retry import DEFAULT_POLICY, RetryPolicy, retry_policy
 from jobpool.worker.events import WorkerEvents
 from jobpool.worker.lease_keeper import LeaseKeeper
 from jobpool.worker.user_code import UserCode
@@ -41,6 +42,10 @@ log = logging.getLogger("jobpool.worker")
 IDLE_TICK = 1.0  # most seconds an idle worker waits before it looks for expired leases again
 BATCH_SECONDS = 0.05  # a claimed job should wait about this long at most behind its batch
 REFUSED_BACKOFF_CAP = 15.0  # longest pause between tries while Redis refuses (full, read-only)
+# A job of a batch that waited longer than this behind the jobs before it has its begin confirmed
+# (one round trip) before it runs, so that a cancel that came meanwhile is seen. A batch of short
+# jobs (about BATCH_SECONDS of work) never waits that long, and keeps its begins pipelined.
+CONFIRM_AFTER = 2 * BATCH_SECONDS
 
 
 class WorkerShutdown(BaseException):
@@ -99,9 +104,16 @@ class Worker:
         self._call(self.session.flush)
         return outcome
 
-    def _run_one(self, delivery: Delivery) -> Outcome:
-        delivery = self.session.begin(delivery)
-        outcome = self._process(delivery)
+    def _run_one(self, delivery: Delivery, confirm: bool = False) -> Outcome:
+        """Begin and run one claimed job; `confirm`: wait for its begin to be recorded first, so
+        that a job cancelled while it waited in the batch is skipped (see CONFIRM_AFTER)."""
+        delivery = self.session.begin(delivery, confirm)
+        if delivery.record.get("status") == "cancelled":
+            log.info("cancelled before it began; skipped", extra=job_fields(delivery))
+            outcome = Outcome.CANCELLED
+        else:
+            with running_job(self.manager, delivery):  # current_job(), and the job on log lines
+                outcome = self._process(delivery)
         if not delivery.hook:  # a hook's job was counted failed when its worker died
             self.events.job_finished(delivery, outcome)
         return outcome
@@ -118,8 +130,8 @@ class Worker:
         self.events.job_started(delivery, job)
         started = time.monotonic()
         try:
-            with running_with(self.manager):
-                self.user_code.call(job.handle)
+            returned = self.user_code.call(job.handle)
+            result = encode_result(job, returned, self.manager.max_result)
         except WorkerShutdown:
             self.user_code.leave_if_forked(1)
             self._call(lambda: self.session.release(self.worker_id, delivery.queue, [delivery.id]))
@@ -128,7 +140,7 @@ class Worker:
             self.user_code.leave_if_forked(1)
             return self._record_failure(delivery, job, exc, took=time.monotonic() - started)
         took = time.monotonic() - started
-        self.session.complete(delivery)  # a lapsed lease is logged when the reply is read
+        self.session.complete(delivery, result)  # a lapsed lease: logged when the reply is read
         log.info("completed in %.3fs", took, extra=job_fields(delivery))
         return Outcome.COMPLETED
 
@@ -143,7 +155,8 @@ class Worker:
     ) -> Outcome:
         error = f"{type(exc).__name__}: {exc}"
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        delay = retry_wait(_retry_delay(job), delivery.attempts)
+        fail_now, delay = _policy(job).decide(exc, delivery.attempts)
+        force = force or fail_now
         outcome: Outcome = self._call(
             lambda: self.session.retry_or_fail(delivery, delay, error, tb, force_fail=force)
         )
@@ -157,6 +170,10 @@ class Worker:
                 error,
                 delay,
                 extra=fields,
+            )
+        elif outcome is Outcome.CANCELLED:
+            log.warning(
+                "cancelled: %s ended (%s) after it was asked to stop", attempt, error, extra=fields
             )
         elif outcome is Outcome.FAILED:
             log.error("failed for good, %s (%s)", attempt, error, extra=fields)
@@ -310,6 +327,7 @@ class Worker:
             self.stopping = True
 
     def _run_batch(self, deliveries: list[Delivery], max_jobs: int = 0) -> None:
+        claimed = time.monotonic()
         for i, delivery in enumerate(deliveries):
             if self.stopping:
                 rest = [d.id for d in deliveries[i:]]
@@ -317,7 +335,7 @@ class Worker:
                     functools.partial(self.session.release, self.worker_id, self.queue, rest)
                 )
                 return
-            self._run_one(delivery)
+            self._run_one(delivery, i > 0 and time.monotonic() - claimed > CONFIRM_AFTER)
             self.jobs_done += 1
             self._check_stop(max_jobs)
 
@@ -382,10 +400,10 @@ class Worker:
                 os.read(self._wakeup_r, 512)
 
 
-def _retry_delay(job: Job | None) -> float:
+def _policy(job: Job | None) -> RetryPolicy:
     if job is None:
-        return 0.0
+        return DEFAULT_POLICY
     try:
-        return job_settings(job)[1]
+        return retry_policy(job)
     except Exception:  # noqa: BLE001 - a broken attribute must not stop the failure record
-        return float(Job.retry_delay)
+        return DEFAULT_POLICY

@@ -80,6 +80,7 @@ def test_retry_waits_out_its_backoff(redis_qm, redis_url, tmp_path):
     path = tmp_path / "stamps"
     job = Stamp(str(path), fail_first=2)
     job.retry_delay = 0.3  # attempt 2 waits 0.3 s after attempt 1 fails, attempt 3 waits 0.6 s
+    job.retry_jitter = False  # exactly those waits
     with running_worker(redis_url):
         job_id = redis_qm.push(job, QUEUE)
         record = wait_completed(redis_qm, job_id)

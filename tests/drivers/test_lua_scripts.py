@@ -198,3 +198,132 @@ def test_retry_or_fail_decides_by_the_stored_attempts(redis_client):
         assert _run(redis_client, "retry_or_fail", keys, args) == expected
     assert redis_client.zscore(K.failed, "default:a") is not None
     assert redis_client.zscore(K.expire, "default:a") is not None
+
+
+def _enqueue_unique(redis_client, job_id, key, hold_ms=60_000, delay_ms=0):
+    record = {"job": "Record", "queue": "default", "max_tries": 1, "unique_key": key}
+    args = s.enqueue_args(delay_ms, [(job_id, "{}", record)], hold_ms)
+    return _run(redis_client, "enqueue", s.enqueue_keys(K, key), args)
+
+
+def test_enqueue_with_a_unique_key_stores_once_and_names_the_holder(redis_client):
+    lock = K.unique("order:42")
+    assert lock == "jobpool:{default}:unique:order:42"
+    assert _enqueue_unique(redis_client, "default:a", "order:42", hold_ms=5_000) == 1
+    assert redis_client.get(lock) == b"default:a"
+    assert 4_000 < redis_client.pttl(lock) <= 5_000
+    assert _state(redis_client, "default:a")["unique_lock"] == lock
+    assert _enqueue_unique(redis_client, "default:b", "order:42") == b"default:a"
+    assert not redis_client.hexists(K.state, "default:b")
+    assert redis_client.lrange(K.ready, 0, -1) == [b"default:a"]
+    # resent after a lost reply: its own id back, nothing stored twice
+    assert _enqueue_unique(redis_client, "default:a", "order:42") == b"default:a"
+    assert redis_client.llen(K.ready) == 1
+
+
+def test_a_key_whose_holder_finished_or_vanished_is_free(redis_client):
+    _enqueue_unique(redis_client, "default:a", "k")
+    st = _state(redis_client, "default:a")
+    st["status"] = "completed"  # as an ack that did not release the key leaves it
+    redis_client.hset(K.state, "default:a", json.dumps(st))
+    assert _enqueue_unique(redis_client, "default:b", "k") == 1
+    assert redis_client.get(K.unique("k")) == b"default:b"
+    redis_client.hdel(K.state, "default:b")  # deleted, or expired and pruned
+    assert _enqueue_unique(redis_client, "default:c", "k", delay_ms=1_000) == 1
+    assert _state(redis_client, "default:c")["status"] == "delayed"
+
+
+def test_failing_for_good_releases_the_key_but_only_its_own(redis_client):
+    _enqueue_unique(redis_client, "default:a", "k")
+    _fetch(redis_client, "w1")
+    args = s.retry_or_fail_args("default:a", 0, "E: x", "tb", 60_000, False)
+    assert _run(redis_client, "retry_or_fail", s.retry_or_fail_keys(K, "w1"), args) == 2
+    assert redis_client.exists(K.unique("k")) == 0
+    # a key taken over by a newer job is left alone
+    _enqueue_unique(redis_client, "default:b", "j")
+    _fetch(redis_client, "w1")
+    redis_client.set(K.unique("j"), "default:other")
+    args = s.retry_or_fail_args("default:b", 0, "E: x", "tb", 60_000, True)
+    assert _run(redis_client, "retry_or_fail", s.retry_or_fail_keys(K, "w1"), args) == 2
+    assert redis_client.get(K.unique("j")) == b"default:other"
+
+
+def _cancel(redis_client, job_id, ttl_ms=60_000):
+    return _run(redis_client, "cancel", s.cancel_keys(K), s.cancel_args(job_id, ttl_ms))
+
+
+def test_cancel_of_a_waiting_job_removes_it_and_releases_its_unique_key(redis_client):
+    _enqueue_unique(redis_client, "default:a", "k")
+    _enqueue(redis_client, "default:b", delay_ms=60_000)
+    assert _cancel(redis_client, "default:a") == 1
+    assert _cancel(redis_client, "default:b") == 1
+    assert redis_client.llen(K.ready) == 0 or redis_client.lrange(K.ready, 0, -1) == [b"~wake"]
+    assert redis_client.zcard(K.delayed) == 0
+    for job_id in ("default:a", "default:b"):
+        st = _state(redis_client, job_id)
+        assert st["status"] == "cancelled" and "due_at" not in st
+        assert st["expires_at"] - st["finished_at"] == 60_000
+        assert redis_client.zscore(K.expire, job_id) == st["expires_at"]
+    assert redis_client.exists(K.unique("k")) == 0
+    assert _cancel(redis_client, "default:a") == 0  # already cancelled: nothing to do
+    assert _cancel(redis_client, "default:unknown") == 0
+
+
+def test_cancel_of_a_running_job_asks_it_to_stop(redis_client):
+    _enqueue(redis_client, "default:a")
+    _fetch(redis_client, "w1")
+    assert _cancel(redis_client, "default:a") == 2
+    st = _state(redis_client, "default:a")
+    assert st["status"] == "processing" and st["cancel_requested_at"] > 0
+    assert redis_client.lrange(K.wip("w1"), 0, -1) == [b"default:a"]
+    assert _cancel(redis_client, "default:a") == 2  # asked again: the first time is kept
+    assert _state(redis_client, "default:a")["cancel_requested_at"] == st["cancel_requested_at"]
+
+
+def test_a_job_cancelled_while_claimed_in_a_batch_is_dropped_when_reached(redis_client):
+    _enqueue(redis_client, "default:a")
+    _enqueue(redis_client, "default:b")
+    _enqueue(redis_client, "default:c")
+    _fetch(redis_client, "w1", 3)
+    assert _cancel(redis_client, "default:b") == 1  # claimed, not begun: it never runs
+    assert _cancel(redis_client, "default:c") == 1
+    begin = s.begin_keys(K, "w1"), s.begin_args("default:b", "w1")
+    assert _run(redis_client, "begin", *begin) == -1
+    args = s.ack_args(1000, "default:c", "w1", ["default:a"])  # the ack that begins the next
+    assert _run(redis_client, "ack", s.ack_keys(K, "w1"), args) == [1, -1]
+    assert redis_client.llen(K.wip("w1")) == 0
+    assert _state(redis_client, "default:b")["status"] == "cancelled"
+    assert _state(redis_client, "default:c")["status"] == "cancelled"
+
+
+def test_a_cancelled_job_handed_back_is_dropped(redis_client):
+    _enqueue(redis_client, "default:a")
+    _enqueue(redis_client, "default:b")
+    _fetch(redis_client, "w1", 2)
+    _cancel(redis_client, "default:b")
+    args = s.release_args("w1", ["default:a", "default:b"])
+    assert _run(redis_client, "release", s.release_keys(K, "w1"), args) == 2
+    assert redis_client.lrange(K.ready, 0, -1) == [b"default:a"]
+
+
+def test_a_stop_requested_job_whose_worker_was_killed_ends_cancelled(redis_client):
+    _enqueue_unique(redis_client, "default:a", "k")
+    _fetch(redis_client, "w1")
+    _cancel(redis_client, "default:a")
+    # the master killed the worker for it: a kill that does not count the attempt
+    args = s.requeue_args("w1", "job default:a cancelled", 60_000, False, False)
+    assert _run(redis_client, "requeue", s.requeue_keys(K, "w1"), args) == [0]
+    st = _state(redis_client, "default:a")
+    assert (st["status"], st["attempts"], "worker" in st) == ("cancelled", 1, False)
+    assert redis_client.llen(K.ready) == 0 and redis_client.exists(K.unique("k")) == 0
+
+
+def test_a_stop_requested_job_that_raises_is_cancelled_not_retried(redis_client):
+    _enqueue(redis_client, "default:a", max_tries=3)
+    _fetch(redis_client, "w1")
+    _cancel(redis_client, "default:a")
+    args = s.retry_or_fail_args("default:a", 0, "E: x", "tb", 60_000, False)
+    assert _run(redis_client, "retry_or_fail", s.retry_or_fail_keys(K, "w1"), args) == 3
+    st = _state(redis_client, "default:a")
+    assert st["status"] == "cancelled" and st["error"] == "E: x"
+    assert redis_client.zcard(K.delayed) == 0 and redis_client.zcard(K.failed) == 0

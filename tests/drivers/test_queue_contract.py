@@ -54,7 +54,10 @@ def test_queues_are_independent(qm, tmp_path):
 def test_failure_retries_with_exponential_backoff_then_fails_once(qm, tmp_path):
     path = str(tmp_path / "out")
     job = Fail(path)
-    job.retry_delay = 0.2
+    job.retry_delay, job.retry_jitter = (
+        0.2,
+        False,
+    )  # the exact schedule (jitter: test_retry_control)
     job_id = qm.push(job)
     worker = Worker(qm)
     waits = []

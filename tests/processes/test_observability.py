@@ -134,7 +134,7 @@ def test_json_logs_carry_job_id_queue_and_class(master, redis_url, redis_qm, tmp
     assert re.match(r"completed in", done[0]["message"])
 
 
-RESTART_REASONS = ("crash", "memory", "max_jobs", "timeout")
+RESTART_REASONS = ("crash", "memory", "max_jobs", "timeout", "cancel")
 
 
 def test_metrics_show_the_oldest_waiting_job_restarts_at_zero_and_no_created_series(

@@ -3,11 +3,13 @@ started by the tests (`imports = ["jobs"]`) register the same classes."""
 
 from __future__ import annotations
 
+import builtins
 import os
 import signal
 import time
 from pathlib import Path
 
+import jobpool
 from jobpool import Job, current_manager
 
 
@@ -376,3 +378,89 @@ class Spawner(Job):
         proc = subprocess.Popen(["sleep", "60"])
         _note(self.path, f"sleep:{proc.pid}")
         proc.wait()
+
+
+# -- jobs of the retry control, unique and cancel tests (issue 13) -----------------------------
+
+
+class Picky(Job):
+    """Raises the builtin exception named `raises`; retries only connection errors, never a
+    refused connection; records what its failed() hook receives."""
+
+    max_tries = 3
+    retry_delay = 0.05
+    retry_on = (ConnectionError, TimeoutError)
+    dont_retry_on = (ConnectionRefusedError,)
+
+    def __init__(self, path: str, raises: str):
+        self.path, self.raises = path, raises
+
+    def handle(self) -> None:
+        _note(self.path, f"run:{self.raises}")
+        raise getattr(builtins, self.raises)("picky")
+
+    def failed(self, exc: BaseException) -> None:
+        _note(self.path, f"failed:{type(exc).__name__}:{exc}")
+
+
+class AskRetry(Job):
+    """Raises jobpool.Retry(delay) every time; records its failed() hook."""
+
+    max_tries = 2
+
+    def __init__(self, path: str, delay: float | None):
+        self.path, self.delay = path, delay
+
+    def handle(self) -> None:
+        _note(self.path, "run")
+        raise jobpool.Retry(delay=self.delay)
+
+    def failed(self, exc: BaseException) -> None:
+        _note(self.path, f"failed:{type(exc).__name__}:{exc}")
+
+
+class GiveUp(Job):
+    """Raises jobpool.Fail on its first attempt, with attempts to spare."""
+
+    max_tries = 5
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def handle(self) -> None:
+        _note(self.path, "run")
+        raise jobpool.Fail("no such user")
+
+    def failed(self, exc: BaseException) -> None:
+        _note(self.path, f"failed:{type(exc).__name__}:{exc}")
+
+
+class Once(Job):
+    """A unique job: one per set of arguments while it waits or runs."""
+
+    unique = True
+
+    def __init__(self, path: str, order: int):
+        self.path, self.order = path, order
+
+    def handle(self) -> None:
+        _note(self.path, f"order:{self.order}")
+
+
+class Linger(Job):
+    """Runs `seconds` (recording its start and end) with attempts to spare and a failed() hook:
+    a job to cancel while it runs."""
+
+    max_tries = 3
+    retry_delay = 0.05
+
+    def __init__(self, path: str, seconds: float):
+        self.path, self.seconds = path, seconds
+
+    def handle(self) -> None:
+        _note(self.path, f"start:{os.getpid()}")
+        time.sleep(self.seconds)
+        _note(self.path, f"done:{os.getpid()}")
+
+    def failed(self, exc: BaseException) -> None:
+        _note(self.path, f"failed:{type(exc).__name__}:{exc}")

@@ -103,6 +103,7 @@ def test_what_is_built_without_a_config_defaults_as_the_config_does() -> None:
     qm = QueueManager(None)
     assert qm.default_queue == config.default_queue
     assert qm.max_payload == config.jobs.max_payload
+    assert qm.max_result == config.jobs.max_result == 1024 * 1024
     worker = Worker(qm)
     assert (worker.lease, worker.prefetch) == (config.pool.lease, config.pool.prefetch)
     assert RestartPolicy().cap == config.pool.restart_backoff_max
@@ -332,6 +333,7 @@ INVALID = [
     ("[jobs]\nmax_payload = 0", "jobs.max_payload: must be a size > 0"),
     ("[jobs]\nmax_payload = false", "jobs.max_payload: must be a size > 0"),
     ("[jobs]\nmax_payload = 'none'", "jobs.max_payload: must be a size > 0"),
+    ("[jobs]\nmax_result = 0", "jobs.max_result: must be a size > 0"),
     ("[metrics]\nlisten = '9100'", "metrics.listen: must be 'host:port'"),
     ("[metrics]\nlisten = 'localhost:0'", "metrics.listen: must be 'host:port'"),
     ("[metrics]\nlisten = 'localhost:65536'", "metrics.listen: must be 'host:port'"),
@@ -931,3 +933,13 @@ def test_format_size_round_trips_exact_sizes(size: int) -> None:
 def test_format_size_rejects_non_sizes(size: object) -> None:
     with pytest.raises(ValueError):
         format_size(size)  # type: ignore[arg-type]
+
+
+def test_max_result_is_read_and_reaches_the_manager(tmp_path):
+    from jobpool import QueueManager
+
+    path = tmp_path / "jobpool.toml"
+    path.write_text('driver = "memory"\n[jobs]\nmax_result = "64KiB"\n')
+    config = load_config(path, env={})
+    assert config.jobs.max_result == 65536
+    assert QueueManager.from_config(config).max_result == 65536

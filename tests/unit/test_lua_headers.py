@@ -14,7 +14,7 @@ from jobpool.drivers.redis.keys import QueueKeys
 
 K = QueueKeys("jobpool", "default")
 BUILDERS = {
-    "enqueue": lambda: s.enqueue_keys(K),
+    "enqueue": lambda: s.enqueue_keys(K, "order:42"),
     "fetch": lambda: s.fetch_keys(K, "w1"),
     "begin": lambda: s.begin_keys(K, "w1"),
     "ack": lambda: s.ack_keys(K, "w1"),
@@ -24,21 +24,25 @@ BUILDERS = {
     "renew": lambda: s.renew_keys(K),
     "retry_failed": lambda: s.retry_failed_keys(K),
     "delete": lambda: s.delete_keys(K),
+    "cancel": lambda: s.cancel_keys(K),
+    "watch": lambda: s.watch_keys(K),
 }
 JOBS = [("default:a", "{}", {"job": "Record"}), ("default:b", "{}", {"job": "Record"})]
 # Each script's ARGV builder, called with a two-item tail where the script takes one, and that
 # tail's length: enqueue takes a triple per job.
 ARGS = {
-    "enqueue": (lambda: s.enqueue_args(0, JOBS), 6),
+    "enqueue": (lambda: s.enqueue_args(0, JOBS, 60_000), 6),
     "fetch": (lambda: s.fetch_args("w1", 1, 30_000, 100), 0),
     "begin": (lambda: s.begin_args("default:a", "w1"), 0),
-    "ack": (lambda: s.ack_args(1000, "", "w1", ["default:a", "default:b"]), 2),
+    "ack": (lambda: s.ack_args(1000, "", "w1", ["default:a", "default:b"], results=["1"]), 4),
     "retry_or_fail": (lambda: s.retry_or_fail_args("default:a", 0, "E", "tb", 1000, False), 0),
     "requeue": (lambda: s.requeue_args("w1", "lost", 1000, True, True), 0),
     "release": (lambda: s.release_args("w1", ["default:a", "default:b"]), 2),
     "renew": (lambda: s.renew_args(1000, ["w1", "w2"]), 2),
     "retry_failed": (lambda: s.retry_failed_args(["default:a", "default:b"]), 2),
     "delete": (lambda: s.delete_args("default:a"), 0),
+    "cancel": (lambda: s.cancel_args("default:a", 1000), 0),
+    "watch": (lambda: s.watch_args("default:a", K.done("default:a")), 0),
 }
 HEADER_KEY = re.compile(r"^KEYS\[(\d+)\]\s+(\w+)", re.MULTILINE)
 HEADER_ARG = re.compile(r"^ARGV\[(\d+)(\.\.)?\]\s+(.*)$", re.MULTILINE)
@@ -79,12 +83,34 @@ def test_the_ack_argument_the_session_fills_late_names_the_next_job():
     assert s.ack_args(1000, "default:n", "w1", ["default:a"])[s.ACK_NEXT] == "default:n"
 
 
+def test_the_ack_takes_a_result_per_job_and_empty_for_none():
+    args = s.ack_args(1000, "", "w1", ["default:a", "default:b"], results=['{"x":1}'])
+    assert args[4:] == ["default:a", '{"x":1}', "default:b", ""]
+
+
+def test_python_and_lua_agree_on_the_statuses_of_a_finished_job():
+    statuses = re.findall(r"status == '(\w+)'", s.source("watch"))
+    assert set(statuses) == base.FINISHED
+    assert K.done("default:a") == "jobpool:{default}:done:default:a"  # the queue's hash tag
+
+
 def test_python_and_lua_share_the_wake_token_and_the_hook_states():
     common = s.source("fetch")
     assert re.search(r"^local WAKE = '(.*?)'", common, re.MULTILINE).group(1) == s.WAKE
     for name in ("HOOK_PENDING", "HOOK_STARTED"):
         lua = re.search(rf"^local {name} = (\d+)", common, re.MULTILINE).group(1)
         assert int(lua) == getattr(base, name)
+
+
+def test_a_unique_key_is_optional_and_shares_the_queue_slot():
+    assert s.enqueue_keys(K) == s.enqueue_keys(K, "k")[:5]
+    assert s.enqueue_keys(K, "order:{7}")[5] == "jobpool:{default}:unique:order:{7}"
+    assert s.enqueue_args(0, JOBS)[1] == 0  # no hold without a key
+
+
+def test_python_and_lua_agree_on_the_statuses_that_hold_a_unique_key():
+    table = re.search(r"^local WAITING_OR_RUNNING = \{(.*?)\}", s.source("enqueue"), re.MULTILINE)
+    assert set(re.findall(r"(\w+) = true", table.group(1))) == base.WAITING_OR_RUNNING
 
 
 @pytest.mark.parametrize("name", s.OPERATIONS)

@@ -16,6 +16,8 @@ from redis.retry import Retry
 from jobpool import defaults
 
 if TYPE_CHECKING:
+    import redis.asyncio
+
     from jobpool.config import RedisConfig
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
@@ -69,3 +71,53 @@ def _ssl_options(cfg: RedisConfig) -> dict[str, Any]:
         if getattr(cfg, name):
             options[name] = getattr(cfg, name)
     return options
+
+
+# The connection options that mean the same to redis-py's asyncio connections; the others (its
+# retry, parser and notification objects) are made anew for asyncio.
+_ASYNC_OPTIONS = (
+    "host",
+    "port",
+    "path",
+    "db",
+    "username",
+    "password",
+    "credential_provider",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "socket_keepalive_options",
+    "client_name",
+    "protocol",
+    "ssl_keyfile",
+    "ssl_certfile",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_check_hostname",
+    "ssl_min_version",
+    "ssl_ciphers",
+)
+
+
+def async_client(client: redis.Redis) -> redis.asyncio.Redis:
+    """An asyncio client for the server `client` talks to, with the same credentials, TLS and
+    timeouts (and redis-py's own retries off, as here)."""
+    import redis.asyncio
+    import redis.asyncio.connection as aconn
+    from redis.asyncio.retry import Retry as AsyncRetry
+
+    pool = client.connection_pool
+    kinds = {
+        redis.connection.UnixDomainSocketConnection: aconn.UnixDomainSocketConnection,
+        redis.connection.SSLConnection: aconn.SSLConnection,
+    }
+    kind = next((a for s, a in kinds.items() if issubclass(pool.connection_class, s)), None)
+    options = {k: v for k, v in pool.connection_kwargs.items() if k in _ASYNC_OPTIONS}
+    return redis.asyncio.Redis.from_pool(  # the client owns the pool: aclose() closes both
+        redis.asyncio.ConnectionPool(
+            connection_class=kind or aconn.Connection,
+            retry=AsyncRetry(NoBackoff(), 0),
+            **options,
+        )
+    )

@@ -5,17 +5,19 @@ session (session.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
 import time
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
 from jobpool import defaults
-from jobpool.drivers.base import Requeued, public_record
+from jobpool.drivers.base import FINISHED, Cancel, Requeued, cancel_requested, public_record
 from jobpool.drivers.redis import scripts as s
 from jobpool.drivers.redis.client import CONNECTION_ERRORS
 from jobpool.drivers.redis.keys import QueueKeys
@@ -27,9 +29,12 @@ from jobpool.errors import PushError, RedisFullError
 from jobpool.ids import queue_of
 
 if TYPE_CHECKING:
-    from jobpool.drivers.base import Driver, Session
+    from jobpool.drivers.base import AsyncDriver, Driver, Session
+    from jobpool.drivers.redis.aio import AsyncRedisDriver
 
 ENQUEUE_CHUNK = 1000  # jobs per script call: keeps each call short for the server
+RECHECK = 1.0  # seconds between looks at a waited-for record (a delete or an expiry wakes no one)
+SUBSCRIBED = 5.0  # seconds to wait for the confirmation of a SUBSCRIBE
 TOKEN_SCAN = 10_000  # list entries searched for wake tokens (there is at most one per worker)
 
 
@@ -52,6 +57,8 @@ class RedisDriver:
         self.promote_batch = promote_batch
         self.scripts = s.Scripts(client)
         self._keys: dict[str, QueueKeys] = {}
+        self._aio: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncRedisDriver]
+        self._aio = weakref.WeakKeyDictionary()
 
     def keys(self, queue: str) -> QueueKeys:
         k = self._keys.get(queue)
@@ -76,6 +83,28 @@ class RedisDriver:
                     raise
                 raise error from exc
         return stored
+
+    def enqueue_unique(
+        self,
+        queue: str,
+        job: tuple[str, str, dict[str, Any]],
+        unique_key: str,
+        unique_for: float,
+        delay: float = 0.0,
+    ) -> tuple[str, bool]:
+        """One job, stored unless the holder of `unique_key` waits or runs (enqueue.lua)."""
+        keys = s.enqueue_keys(self.keys(queue), unique_key)
+        args = s.enqueue_args(ms(delay), [job], max(ms(unique_for), 1))
+        try:
+            reply = self.scripts.run("enqueue", keys, args)
+        except redis.RedisError as exc:
+            error = _push_error(exc, [], [job])
+            if error is exc:
+                raise
+            raise error from exc
+        if isinstance(reply, bytes) and reply.decode() != job[0]:
+            return reply.decode(), False
+        return job[0], True
 
     def session(self) -> RedisSession:
         """A worker's own connection for claims and acks (see RedisSession)."""
@@ -105,13 +134,45 @@ class RedisDriver:
             queue = queue_of(job_id)
         except ValueError:
             return None
-        raw = self.client.hget(self.keys(queue).state, job_id)
-        if raw is None:
-            return None
-        record = json.loads(raw)
-        if record.get("expires_at", math.inf) <= time.time() * 1000:
-            return None  # past its time to live; pruned at the next chance
-        return public_record(job_id, record)
+        return stored_record(job_id, self.client.hget(self.keys(queue).state, job_id))
+
+    def wait_finished(self, job_id: str, timeout: float | None) -> dict[str, Any] | None:
+        """The job's record once it has finished, or as it is after `timeout` seconds (None:
+        no limit); None if there is no such job.
+
+        It blocks on the job's pub/sub channel: subscribed first, then watch.lua puts the
+        channel in the record (or finds the job finished), and the script that finishes the
+        job publishes on it. The record is read again after each message and at least every
+        RECHECK seconds, for what publishes nothing (a delete, an expiry)."""
+        record = self.status(job_id)
+        if record is None or record["status"] in FINISHED or timeout is not None and timeout <= 0:
+            return record
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        k = self.keys(queue_of(job_id))
+        channel = k.done(job_id)
+        with self.client.pubsub() as pubsub:
+            pubsub.subscribe(channel)
+            if pubsub.get_message(timeout=SUBSCRIBED) is None:  # the server's confirmation
+                raise redis.TimeoutError(f"no reply to SUBSCRIBE {channel} in {SUBSCRIBED} s")
+            raw = self.scripts.run("watch", s.watch_keys(k), s.watch_args(job_id, channel))
+            while True:
+                record = stored_record(job_id, raw)
+                left = deadline - time.monotonic()
+                if record is None or record["status"] in FINISHED or left <= 0:
+                    return record
+                pubsub.get_message(timeout=min(left, RECHECK))
+                raw = self.client.hget(k.state, job_id)
+
+    def aio(self) -> AsyncRedisDriver:
+        """The async side of this driver for the running event loop (redis-py's asyncio client
+        binds its connections to one loop): made at its first use on each loop."""
+        from jobpool.drivers.redis.aio import AsyncRedisDriver  # redis.asyncio: only if used
+
+        loop = asyncio.get_running_loop()
+        aio = self._aio.get(loop)
+        if aio is None:
+            aio = self._aio[loop] = AsyncRedisDriver(self)
+        return aio
 
     def counts(self, queue: str) -> dict[str, int]:
         """Jobs per state. Wake tokens are not jobs and are left out (see _counts)."""
@@ -222,8 +283,41 @@ class RedisDriver:
             raise ValueError(f"job {job_id} is being processed; delete it after it finishes")
         return code == 1
 
+    def cancel(self, job_id: str) -> Cancel:
+        try:
+            keys = s.cancel_keys(self.keys(queue_of(job_id)))
+        except ValueError:  # not an id of ours
+            return Cancel.NOTHING
+        return Cancel(self.scripts.run("cancel", keys, s.cancel_args(job_id, self.failed_ttl_ms)))
+
+    def cancel_requests(self, queue: str, job_ids: Sequence[str]) -> set[str]:
+        """One HMGET of the records of the jobs workers run (the master's tick)."""
+        if not job_ids:
+            return set()
+        raws = self.client.hmget(self.keys(queue).state, job_ids)
+        found = set()
+        for job_id, raw in zip(job_ids, raws, strict=True):
+            try:
+                record = json.loads(raw) if raw is not None else None
+            except ValueError:  # a damaged record asks nothing
+                continue
+            if isinstance(record, dict) and cancel_requested(record):
+                found.add(job_id)
+        return found
+
     def close(self) -> None:
         self.client.close()
+
+
+def stored_record(job_id: str, raw: bytes | str | None) -> dict[str, Any] | None:
+    """A record as read from the state hash, as status() returns it: None if there is none or
+    it is past its time to live (pruned at the next chance)."""
+    if raw is None:
+        return None
+    record = json.loads(raw)
+    if record.get("expires_at", math.inf) <= time.time() * 1000:
+        return None
+    return public_record(job_id, record)
 
 
 def _push_error(
@@ -268,5 +362,7 @@ def _glob_escape(text: str) -> str:
 
 if TYPE_CHECKING:  # mypy proves both keep the protocols of drivers/base.py
 
-    def _conforms(driver: RedisDriver, session: RedisSession) -> tuple[Driver, Session]:
-        return driver, session
+    def _conforms(
+        driver: RedisDriver, session: RedisSession, aio: AsyncRedisDriver
+    ) -> tuple[Driver, Session, AsyncDriver]:
+        return driver, session, aio

@@ -52,3 +52,12 @@ class QueueKeys:
     def wip(self, worker_id: str) -> str:
         """The list of jobs one worker holds (work in progress)."""
         return self._key(f"wip:{worker_id}")
+
+    def unique(self, unique_key: str) -> str:
+        """The id of the job that holds a unique key (push(..., unique_key=...)), with a TTL."""
+        return self._key(f"unique:{unique_key}")
+
+    def done(self, job_id: str) -> str:
+        """The pub/sub channel on which the script that finishes a job publishes its id, for
+        `qm.result()` (a channel, not a key: nothing is stored)."""
+        return self._key(f"done:{job_id}")

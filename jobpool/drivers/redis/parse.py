@@ -9,7 +9,7 @@ from typing import Any
 from jobpool.drivers.base import Delivery, Fetched, Outcome
 
 _loads = json.JSONDecoder().decode  # from str: json.loads would sniff the encoding of bytes
-RETRY_CODES = {-1: Outcome.LOST, 1: Outcome.RETRYING, 2: Outcome.FAILED}
+RETRY_CODES = {-1: Outcome.LOST, 1: Outcome.RETRYING, 2: Outcome.FAILED, 3: Outcome.CANCELLED}
 
 
 def ms(seconds: float) -> int:

@@ -37,6 +37,8 @@ OPERATIONS = (
     "renew",
     "retry_failed",
     "delete",
+    "cancel",
+    "watch",
 )
 
 
@@ -67,13 +69,18 @@ class Scripts:
         return self._by_name[name].sha
 
 
-def enqueue_keys(k: QueueKeys) -> list[str]:
-    return [k.ready, k.delayed, k.state, k.payload, k.workers]
+def enqueue_keys(k: QueueKeys, unique_key: str | None = None) -> list[str]:
+    """`unique_key`: the key a unique job holds (then the call stores that one job only)."""
+    keys = [k.ready, k.delayed, k.state, k.payload, k.workers]
+    return keys if unique_key is None else [*keys, k.unique(unique_key)]
 
 
-def enqueue_args(delay_ms: int, jobs: Sequence[tuple[str, str, dict[str, Any]]]) -> list[Any]:
-    """`jobs`: (job id, body JSON, initial record) each."""
-    args: list[Any] = [delay_ms]
+def enqueue_args(
+    delay_ms: int, jobs: Sequence[tuple[str, str, dict[str, Any]]], unique_for_ms: int = 0
+) -> list[Any]:
+    """`jobs`: (job id, body JSON, initial record) each; `unique_for_ms`: how long a unique job
+    may hold its key."""
+    args: list[Any] = [delay_ms, unique_for_ms]
     for job_id, body, record in jobs:
         args += (job_id, body, _compact(record))
     return args
@@ -100,11 +107,19 @@ def ack_keys(k: QueueKeys, worker_id: str) -> list[str]:
 
 
 def ack_args(
-    ttl_ms: int, next_id: str, worker_id: str, job_ids: Sequence[str], prune: int = PRUNE_BATCH
+    ttl_ms: int,
+    next_id: str,
+    worker_id: str,
+    job_ids: Sequence[str],
+    prune: int = PRUNE_BATCH,
+    results: Sequence[str] = (),
 ) -> list[Any]:
     """`next_id`: the job the ack begins, '' for none (at ACK_NEXT, where the session may set
-    it until the ack is written)."""
-    return [ttl_ms, prune, next_id, worker_id, *job_ids]
+    it until the ack is written); `results`: each job's result as JSON, '' for none."""
+    args: list[Any] = [ttl_ms, prune, next_id, worker_id]
+    for i, job_id in enumerate(job_ids):
+        args += (job_id, results[i] if i < len(results) else "")
+    return args
 
 
 def retry_or_fail_keys(k: QueueKeys, worker_id: str) -> list[str]:
@@ -174,3 +189,19 @@ def delete_keys(k: QueueKeys) -> list[str]:
 
 def delete_args(job_id: str) -> list[Any]:
     return [job_id]
+
+
+def watch_keys(k: QueueKeys) -> list[str]:
+    return [k.state]
+
+
+def watch_args(job_id: str, channel: str) -> list[Any]:
+    return [job_id, channel]
+
+
+def cancel_keys(k: QueueKeys) -> list[str]:
+    return [k.ready, k.delayed, k.state, k.expire]
+
+
+def cancel_args(job_id: str, ttl_ms: int) -> list[Any]:
+    return [job_id, ttl_ms]

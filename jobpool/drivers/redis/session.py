@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -62,19 +62,26 @@ class RedisSession:
         args = s.fetch_args(worker_id, count, ms(lease), self.driver.promote_batch)
         return parse_fetch(self._exchange(_Command("fetch", keys, args)), queue, worker_id)
 
-    def begin(self, delivery: Delivery) -> Delivery:
+    def begin(self, delivery: Delivery, confirm: bool = False) -> Delivery:
         """Begin a job claimed in a batch; returns it as running (its attempt counted), or, for
-        a failed() hook delivery, with its hook marked started (a death now drops the hook)."""
+        a failed() hook delivery, with its hook marked started (a death now drops the hook).
+
+        Without `confirm` the begin is only written (its reply is read with the next claim), so
+        a batch of short jobs costs no round trip per job. With it, the reply is awaited: a job
+        cancelled while it waited in the batch comes back `cancelled` (see lua/begin.lua)."""
         if delivery.record.get("status") == "processing" or delivery.hook_started:
             return delivery  # the claim began it
-        ack = self._pending[-1] if self._pending else None
+        ack = None if confirm or not self._pending else self._pending[-1]
         if ack is not None and ack.name == "ack" and not ack.sent and not ack.args[s.ACK_NEXT]:
             ack.args[s.ACK_NEXT] = delivery.id  # the previous job's ack begins this one
             self._write_now()
         else:
             keys = s.begin_keys(self.driver.keys(delivery.queue), delivery.worker_id)
-            args = s.begin_args(delivery.id, delivery.worker_id)
-            self._send(_Command("begin", keys, args), now=True)
+            begin = _Command("begin", keys, s.begin_args(delivery.id, delivery.worker_id))
+            if not confirm:
+                self._send(begin, now=True)
+            elif self._exchange(begin) == -1:
+                return replace(delivery, record={**delivery.record, "status": "cancelled"})
         # Written now: the record says processing (or the hook started) while it runs.
         record = dict(delivery.record)
         if delivery.hook:
@@ -84,11 +91,13 @@ class RedisSession:
             record["attempts"] = delivery.attempts + 1
         return Delivery(delivery.id, delivery.queue, delivery.body, record, delivery.worker_id)
 
-    def complete(self, delivery: Delivery) -> None:
-        """Acknowledge a completed job. It leaves with the next write (the next job's begin or
-        the next claim, both right after this), and its reply is checked with the next claim."""
+    def complete(self, delivery: Delivery, result: str = "") -> None:
+        """Acknowledge a completed job, with its result as JSON ('' for none). It leaves with
+        the next write (the next job's begin or the next claim, both right after this), and its
+        reply is checked with the next claim."""
         keys = s.ack_keys(self.driver.keys(delivery.queue), delivery.worker_id)
-        args = s.ack_args(self.driver.completed_ttl_ms, "", delivery.worker_id, [delivery.id])
+        ttl, worker = self.driver.completed_ttl_ms, delivery.worker_id
+        args = s.ack_args(ttl, "", worker, [delivery.id], results=[result])
         self._send(_Command("ack", keys, args, on_reply=lambda r: _warn_if_lost(r, delivery)))
 
     def retry_or_fail(

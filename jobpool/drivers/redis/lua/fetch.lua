@@ -55,8 +55,9 @@ while want > 0 do
   local raw = body and redis.call('HGET', KEYS[3], id)
   if body and not raw then redis.call('HDEL', KEYS[4], id) end  -- no record: not a job of ours
   local st = raw and cjson.decode(raw)
-  -- a failed job is here only to have its failed() hook run; anything else failed is stale
-  if st and (st['status'] ~= 'failed' or st['hook']) then
+  -- a failed job is here only to have its failed() hook run; anything else failed is stale,
+  -- and a cancelled job never runs
+  if st and (st['status'] ~= 'failed' or st['hook']) and st['status'] ~= 'cancelled' then
     if beginning then
       mark_begun(st, wid, now)
       raw = save_state(KEYS[3], id, st, now)

@@ -17,7 +17,9 @@ A job out of attempts ends failed here but is also queued once more (counted as 
 its record's `hook` pending (see common.lua), so that a worker runs its failed() hook: user code
 never runs in the supervisor. A worker that dies inside a started hook leaves the job failed
 without the hook, so a poison job cannot loop; a hook entry claimed behind the job that was
-running has not started, and goes back to the queue like any job of the batch. ]]
+running has not started, and goes back to the queue like any job of the batch. A running job
+that cancel.lua asked to stop ends cancelled instead, whatever ARGV[5] says (its worker was killed
+for it, or died meanwhile); a batch job cancelled while it waited is dropped. ]]
 -- @include common
 local now = now_ms()
 if ARGV[4] == '1' then
@@ -36,6 +38,8 @@ for i = #ids, 1, -1 do
     st['hook_error'] = ARGV[2]
     st['worker'] = nil
     save_state(KEYS[4], id, st, now)
+  elseif stop_requested(st) then
+    mark_cancelled(KEYS[4], KEYS[6], id, st, now, tonumber(ARGV[3]))  -- killed for its cancel
   elseif ARGV[5] == '0' or st['status'] ~= 'processing' then
     hand_back(KEYS[3], KEYS[4], id, now)  -- a shutdown, or claimed in a batch but not begun
     out[1] = out[1] + 1

@@ -15,7 +15,8 @@ ARGV[4] traceback, or ''
 ARGV[5] failed records' time to live in ms
 ARGV[6] 1 to fail now whatever the attempts (the job cannot run at all), else 0
 ARGV[7] how many expired records to prune in passing
-Returns -1 if this worker no longer held the job, 1 if it will be retried, 2 if it failed.
+Returns -1 if this worker no longer held the job, 1 if it will be retried, 2 if it failed, 3 if
+it was cancelled (cancel.lua asked it to stop while it ran: no retry, no failed() hook).
 The attempt count decides here, atomically, so a worker never has to trust a stale copy. ]]
 -- @include common
 local now = now_ms()
@@ -25,6 +26,10 @@ local st = load_state(KEYS[2], id) or {}
 if ARGV[3] ~= '' then
   st['error'] = ARGV[3]
   st['traceback'] = ARGV[4]
+end
+if stop_requested(st) then  -- cancelled while it ran: no retry, no failed() hook
+  mark_cancelled(KEYS[2], KEYS[7], id, st, now, tonumber(ARGV[5]))
+  return 3
 end
 st['worker'] = nil
 local was_failed = st['status'] == 'failed'  -- a failed() hook delivery: only finish it

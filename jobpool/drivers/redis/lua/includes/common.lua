@@ -18,6 +18,10 @@ local WAKE = '~wake'  -- in the ready list, wakes idle workers; never a job id (
 local HOOK_PENDING = 1
 local HOOK_STARTED = 2  -- both as in drivers/base.py; tests/test_lua_scripts.py checks it
 
+-- The statuses of a job that waits or runs (drivers/base.py WAITING_OR_RUNNING): such a job holds
+-- its unique key, and can be cancelled. Any other (completed, failed, cancelled) is finished.
+local WAITING_OR_RUNNING = {queued = true, delayed = true, retrying = true, processing = true}
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -81,10 +85,10 @@ end
 
 -- Hand a claimed job back to the front of the ready list without counting the attempt: it was
 -- claimed but never run to an outcome (shutdown, or a claim whose reply never arrived). A
--- failed() hook handed back is pending again.
+-- failed() hook handed back is pending again; a job cancelled meanwhile is dropped.
 local function hand_back(ready_key, state_key, id, now)
   local st = load_state(state_key, id)
-  if not st then return end
+  if not st or st['status'] == 'cancelled' then return end  -- cancelled while claimed: dropped
   if st['status'] == 'processing' then
     st['attempts'] = math.max((st['attempts'] or 1) - 1, 0)
     st['status'] = 'queued'
@@ -112,10 +116,15 @@ end
 
 -- Begin a job this worker claimed in a batch: its attempt counts from here; or, for a failed
 -- job, mark its failed() hook started. Returns 1 if it began now, 0 if the worker does not
--- hold it waiting to begin.
+-- hold it waiting to begin, -1 if it was cancelled while it waited in the batch: it is dropped
+-- from the worker's list and must not run.
 local function begin_job(wip_key, state_key, id, wid, now, first_write)
   if not redis.call('LPOS', wip_key, id) then return 0 end
   local st = load_state(state_key, id)
+  if st and st['status'] == 'cancelled' then
+    redis.call('LREM', wip_key, -1, id)
+    return -1
+  end
   if not st or st['status'] == 'processing' then return 0 end
   if st['status'] == 'failed' and st['hook'] ~= HOOK_PENDING then return 0 end
   mark_begun(st, wid, now)
@@ -140,6 +149,38 @@ local function count_finished(stats_key, kind, n, now)
   end
 end
 
+-- Release the unique key a job holds, once it completed, failed for good or was cancelled, so
+-- that the next push with that key queues a new job. The key is named by the job's record
+-- (`unique_lock`, written by enqueue from its KEYS), not among the calling script's KEYS: it
+-- carries the queue's hash tag (QueueKeys.unique), so the script stays in one Cluster slot. A
+-- key another job holds by now (the hold lapsed and passed on) is left alone.
+local function release_unique(id, st)
+  local lock = st['unique_lock']
+  if lock and redis.call('GET', lock) == id then redis.call('DEL', lock) end
+end
+
+-- Cancel a job: it does not run (again), whatever attempts are left, and its failed() hook is
+-- not called. Its record and body are kept `ttl_ms` (failed_ttl), as a failed job's are, then
+-- pruned. Saves `st`.
+local function mark_cancelled(state_key, expire_key, id, st, now, ttl_ms)
+  local expires = now + ttl_ms
+  st['status'] = 'cancelled'
+  st['worker'] = nil
+  st['due_at'] = nil
+  st['finished_at'] = now
+  st['expires_at'] = expires
+  save_state(state_key, id, st, now)
+  redis.call('ZADD', expire_key, expires, id)
+  release_unique(id, st)
+  if st['notify'] then redis.call('PUBLISH', st['notify'], id) end  -- wakes qm.result()
+end
+
+-- Whether a job that was running, and now has an outcome, was asked to stop (cancel.lua): then
+-- the outcome is `cancelled`, not a retry or a failure.
+local function stop_requested(st)
+  return st['status'] == 'processing' and st['cancel_requested_at'] ~= nil
+end
+
 -- Fail a job for good: the one place that does, so that every way to fail (its code raised, or
 -- its worker died on its last attempt) leaves the same record and counts the same. Saves `st`.
 local function mark_failed(state_key, failed_key, expire_key, stats_key, id, st, now, ttl_ms)
@@ -152,4 +193,6 @@ local function mark_failed(state_key, failed_key, expire_key, stats_key, id, st,
   redis.call('ZADD', failed_key, now, id)
   redis.call('ZADD', expire_key, expires, id)
   count_finished(stats_key, 'failed', 1, now)
+  release_unique(id, st)
+  if st['notify'] then redis.call('PUBLISH', st['notify'], id) end  -- wakes qm.result()
 end

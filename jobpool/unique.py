@@ -1,0 +1,51 @@
+"""Unique jobs: which key a push holds, and for how long.
+
+A job holds its key while it is queued, delayed, retrying or processing; a second push with
+the same key meanwhile returns the first job's id. The check and the store are one atomic step
+in the driver (lua/enqueue.lua); this module only names the key and checks the options.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+from jobpool.errors import JobEncodeError
+from jobpool.job import Job
+
+MAX_KEY = 512  # characters of an explicit unique_key
+
+_canonical = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
+def key_of_arguments(body: str) -> str:
+    """The key of a job kept unique by class and arguments (`unique = True`): its registered
+    name and a digest of its encoded body with the attributes in sorted order, so that the same
+    arguments give the same key whatever order they were set in."""
+    data = json.loads(body)
+    digest = hashlib.sha256(_canonical(data).encode()).hexdigest()[:32]
+    return f"{data['job']}:{digest}"
+
+
+def unique_options(
+    job: Job, body: str, unique_key: object, unique_for: object, always: bool = False
+) -> tuple[str, float] | None:
+    """(key, seconds held) for a push, or None when the job is not unique: no `unique_key`,
+    not `always` (push_unique), and not a class with `unique = True`. JobEncodeError for an
+    option that is wrong, before anything is stored."""
+    if unique_key is None and not always and not getattr(job, "unique", False):
+        return None
+    if unique_key is None:
+        key = key_of_arguments(body)
+    elif isinstance(unique_key, str) and 0 < len(unique_key) <= MAX_KEY:
+        key = unique_key
+    else:
+        raise JobEncodeError(
+            f"unique_key must be a non-empty string of at most {MAX_KEY} characters, "
+            f"got {unique_key!r}"
+        )
+    hold = getattr(job, "unique_for", None) if unique_for is None else unique_for
+    if isinstance(hold, bool) or not isinstance(hold, (int, float)) or not 0 < hold < math.inf:
+        raise JobEncodeError(f"unique_for must be a number > 0 (seconds), got {hold!r}")
+    return key, float(hold)
