@@ -41,6 +41,7 @@ MAX_JOBS = 0  # 0: a worker is never recycled for the number of jobs it ran
 GRACEFUL_TIMEOUT = 30.0  # how long a draining worker may finish its job before it is killed
 LEASE = 30.0  # a worker that does not renew its lease this long is presumed dead
 PREFETCH = 32  # the most jobs a worker claims at once
+CONCURRENCY = 1  # jobs one worker process runs at once (above 1: on threads and asyncio tasks)
 PRELOAD = False
 MEMORY_CHECK_INTERVAL = 1.0  # how often the master checks memory_hard_limit
 RESTART_BACKOFF_MAX = 60.0  # the longest wait before a crashing slot starts again

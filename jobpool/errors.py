@@ -35,6 +35,12 @@ class WorkerLostError(JobpoolError):
     """
 
 
+class JobTimeoutError(JobpoolError, TimeoutError):
+    """A job ran past its timeout in a worker with `concurrency` above 1, which stops the job
+    itself (an async task is cancelled) rather than being killed: passed to `failed()` when it
+    used up the job's attempts."""
+
+
 class Retry(JobpoolError):
     """Raised by a job to be retried: after `delay` seconds if given (no jitter, no cap), else
     after its usual backoff. It counts as an attempt, so the job still fails for good after

@@ -171,12 +171,27 @@ class QueueManager:
         """Queue a job unless the job holding its unique key waits or runs: (id, created),
         `created` False when `id` is that existing job's. Without `unique_key` the key is the
         job's class and arguments. `delay` as for later()."""
+        return self.driver.enqueue_unique(
+            *self._unique_entry(job, queue, unique_key, unique_for, delay)
+        )
+
+    def _unique_entry(
+        self,
+        job: Job,
+        queue: str | None,
+        unique_key: str | None,
+        unique_for: float | None,
+        delay: Delay | None,
+    ) -> tuple[str, tuple[str, str, dict[str, Any]], str, float, float]:
+        """What enqueue_unique takes: queue, the job's entry (its record names the key), the
+        key, how long it may be held, and the delay."""
         name = self.queue_name(job, queue)
         entry = self._prepare(job, name)
-        seconds = 0.0 if delay is None else _seconds(delay)
         unique = unique_options(job, entry[1], unique_key, unique_for, always=True)
         assert unique is not None
-        return self._enqueue_unique(name, entry, unique, seconds)
+        key, hold = unique
+        entry[2]["unique_key"] = key
+        return name, entry, key, hold, 0.0 if delay is None else _seconds(delay)
 
     def _enqueue_unique(
         self,
@@ -239,23 +254,68 @@ class QueueManager:
         _check_id(job_id)
         return _result(job_id, await self.driver.aio().wait_finished(job_id, timeout), timeout)
 
-    async def apush(self, job: Job, queue: str | None = None) -> str:
-        """push() for async code (FastAPI, aiohttp): the same checks, the round trip awaited."""
+    async def apush(
+        self,
+        job: Job,
+        queue: str | None = None,
+        *,
+        unique_key: str | None = None,
+        unique_for: float | None = None,
+    ) -> str:
+        """push() for async code (FastAPI, aiohttp): the same checks and unique keys, the round
+        trip awaited."""
         name = self.queue_name(job, queue)
         entry = self._prepare(job, name)
-        if unique_options(job, entry[1], None, None) is not None:  # push()'s own path
-            return await asyncio.to_thread(self.push, job, queue)
+        unique = unique_options(job, entry[1], unique_key, unique_for)
+        if unique is not None:
+            return (await self._aenqueue_unique(name, entry, unique, 0.0))[0]
         await self.driver.aio().enqueue(name, [entry])
         return entry[0]
 
-    async def alater(self, job: Job, delay: Delay, queue: str | None = None) -> str:
+    async def alater(
+        self,
+        job: Job,
+        delay: Delay,
+        queue: str | None = None,
+        *,
+        unique_key: str | None = None,
+        unique_for: float | None = None,
+    ) -> str:
         """later() for async code."""
         name = self.queue_name(job, queue)
         entry = self._prepare(job, name)
-        if unique_options(job, entry[1], None, None) is not None:
-            return await asyncio.to_thread(self.later, job, delay, queue)
-        await self.driver.aio().enqueue(name, [entry], delay=_seconds(delay))
+        seconds = _seconds(delay)
+        unique = unique_options(job, entry[1], unique_key, unique_for)
+        if unique is not None:
+            return (await self._aenqueue_unique(name, entry, unique, seconds))[0]
+        await self.driver.aio().enqueue(name, [entry], delay=seconds)
         return entry[0]
+
+    async def apush_unique(
+        self,
+        job: Job,
+        queue: str | None = None,
+        *,
+        unique_key: str | None = None,
+        unique_for: float | None = None,
+        delay: Delay | None = None,
+    ) -> tuple[str, bool]:
+        """push_unique() for async code: (id, created)."""
+        return await self.driver.aio().enqueue_unique(
+            *self._unique_entry(job, queue, unique_key, unique_for, delay)
+        )
+
+    async def _aenqueue_unique(
+        self,
+        queue: str,
+        entry: tuple[str, str, dict[str, Any]],
+        unique: tuple[str, float],
+        delay: float,
+    ) -> tuple[str, bool]:
+        """_enqueue_unique() awaited: the same record, the same atomic step."""
+        key, hold = unique
+        entry[2]["unique_key"] = key
+        return await self.driver.aio().enqueue_unique(queue, entry, key, hold, delay)
 
     async def apush_many(self, jobs: Iterable[Job], queue: str | None = None) -> list[str]:
         """push_many() for async code."""

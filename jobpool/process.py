@@ -21,8 +21,13 @@ def set_title(title: str) -> None:
     setproctitle.setproctitle(title)
 
 
-def worker_title(name: str, busy: tuple[str, str] | None = None) -> str:
-    """``jobpool: worker NAME idle`` or ``jobpool: worker NAME busy JOBCLASS JOBID``."""
+def worker_title(
+    name: str, busy: tuple[str, str] | None = None, *, slots: tuple[int, int] | None = None
+) -> str:
+    """``jobpool: worker NAME idle``, ``jobpool: worker NAME busy JOBCLASS JOBID``, or for a
+    worker that runs many jobs at once ``jobpool: worker NAME busy RUNNING/CONCURRENCY``."""
+    if slots is not None:
+        return f"jobpool: worker {name} busy {slots[0]}/{slots[1]}"
     if busy is None:
         return f"jobpool: worker {name} idle"
     return f"jobpool: worker {name} busy {busy[0]} {busy[1]}"

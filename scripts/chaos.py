@@ -207,6 +207,7 @@ class Plan:
     jobs: int = 10_000
     queues: tuple[str, ...] = ("alpha", "beta", "gamma")
     workers: int = 3  # per queue
+    concurrency: int = 1  # of the first queue: jobs each of its workers runs at once
     kills: int = 50  # random workers SIGKILLed
     duration: float = 30.0  # seconds over which jobs are pushed and faults happen
     delayed: float = 0.2  # share of jobs pushed with later()
@@ -294,8 +295,10 @@ def _config(plan: Plan, url: str) -> str:
         "graceful_timeout = 10",
         "restart_backoff_max = 0.5",  # 50 kills in a few seconds are not a crash loop
     ]
-    for queue in plan.queues:
+    for i, queue in enumerate(plan.queues):
         lines += [f"[queues.{queue}]", f"workers = {plan.workers}"]
+        if i == 0:
+            lines.append(f"concurrency = {plan.concurrency}")
     return "\n".join(lines) + "\n"
 
 
@@ -541,6 +544,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=Plan.kills, help="worker SIGKILLs (50)")
     parser.add_argument("--workers", type=int, default=Plan.workers, help="per queue (3)")
     parser.add_argument(
+        "--concurrency", type=int, default=Plan.concurrency, help="of the first queue (1)"
+    )
+    parser.add_argument(
         "--duration", type=float, default=Plan.duration, help="seconds of pushes and faults (30)"
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed, to replay a run")
@@ -550,11 +556,13 @@ def main(argv: list[str] | None = None) -> int:
         jobs=args.jobs,
         kills=args.kills,
         workers=args.workers,
+        concurrency=args.concurrency,
         duration=args.duration,
         seed=args.seed,
     )
     print(
-        f"chaos: {plan.jobs} jobs on {len(plan.queues)} queues x {plan.workers} workers, "
+        f"chaos: {plan.jobs} jobs on {len(plan.queues)} queues x {plan.workers} workers "
+        f"(concurrency {plan.concurrency} on {plan.queues[0]}), "
         f"{plan.kills} worker kills, 1 master kill, 1 redis restart over {plan.duration:g} s",
         flush=True,
     )

@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("queue", nargs="?", help="queue to serve (default: the config's default_queue)")
     p.add_argument("--max-jobs", type=int, default=0, help="exit after this many jobs")
     p.add_argument("--burst", action="store_true", help="exit when no job is ready or delayed")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run up to N jobs at once on threads (default: the queue's `concurrency`)",
+    )
     _redis_wait_option(p)
     p = command("stats", "print each queue's counts, throughput and oldest waiting job", cmd_stats)
     p.add_argument(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from jobpool import exitcodes
@@ -36,15 +37,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from jobpool.worker.events import TitleEvents
-    from jobpool.worker.loop import Worker
+    from jobpool.worker.threaded import make_worker
 
     cfg = config_of(args)
     queue = args.queue or cfg.default_queue
     _check_listed(cfg, queue)
     qcfg = cfg.queue(queue)
+    if args.concurrency is not None:
+        if not 1 <= args.concurrency <= 1000:
+            raise CommandError("--concurrency must be from 1 to 1000", exitcodes.CONFIG)
+        qcfg = dataclasses.replace(qcfg, concurrency=args.concurrency)
     import_job_modules(cfg.imports)
     qm = manager_for(cfg, wait=args.redis_wait)
-    worker = Worker(qm, queue, lease=qcfg.lease, prefetch=qcfg.prefetch, events=TitleEvents(queue))
+    worker = make_worker(qm, qcfg, events=TitleEvents(queue))
     log.info("worker %s serving queue %s on %s", worker.worker_id, queue, cfg.redis.safe_url())
     done = worker.run(max_jobs=args.max_jobs, burst=args.burst)
     log.info("worker %s stopped after %d job(s)", worker.worker_id, done)

@@ -104,6 +104,7 @@ class PoolConfig:
     graceful_timeout: float = defaults.GRACEFUL_TIMEOUT
     lease: float = defaults.LEASE
     prefetch: int = defaults.PREFETCH
+    concurrency: int = defaults.CONCURRENCY
     preload: bool = defaults.PRELOAD
     memory_check_interval: float = defaults.MEMORY_CHECK_INTERVAL
     timeout: float | None = None
@@ -122,6 +123,7 @@ class QueueConfig:
     graceful_timeout: float = defaults.GRACEFUL_TIMEOUT
     lease: float = defaults.LEASE
     prefetch: int = defaults.PREFETCH
+    concurrency: int = defaults.CONCURRENCY
     timeout: float | None = None
 
 

@@ -233,6 +233,7 @@ QUEUE_FIELDS: dict[str, Convert] = {
     "graceful_timeout": duration(),
     "lease": duration(at_least=1.0),
     "prefetch": integer(1, 1000),
+    "concurrency": integer(1, 1000),
     "timeout": duration(none_allowed=True),
 }
 POOL_FIELDS: dict[str, Convert] = {

@@ -113,8 +113,18 @@ class Session(Protocol):
     """
 
     def fetch(
-        self, queue: str, worker_id: str, count: int = 1, lease: float = defaults.LEASE
-    ) -> Fetched: ...
+        self,
+        queue: str,
+        worker_id: str,
+        count: int = 1,
+        lease: float = defaults.LEASE,
+        held: Sequence[str] | None = None,
+    ) -> Fetched:
+        """Claim up to `count` ready jobs. Whatever else the worker's list holds goes back to
+        the queue first (a claim whose reply was lost), except, for a worker that runs jobs
+        while it fetches, the ids in `held`."""
+        ...
+
     def begin(self, delivery: Delivery, confirm: bool = False) -> Delivery:
         """Begin a job claimed in a batch. With `confirm`, wait until the queue has begun it: a
         job cancelled while it waited comes back with status `cancelled`, and must not run."""
@@ -196,6 +206,14 @@ class AsyncDriver(Protocol):
     async def enqueue(
         self, queue: str, jobs: Sequence[tuple[str, str, dict[str, Any]]], delay: float = 0.0
     ) -> int: ...
+    async def enqueue_unique(
+        self,
+        queue: str,
+        job: tuple[str, str, dict[str, Any]],
+        unique_key: str,
+        unique_for: float,
+        delay: float = 0.0,
+    ) -> tuple[str, bool]: ...
     async def wait_finished(self, job_id: str, timeout: float | None) -> dict[str, Any] | None: ...
     async def close(self) -> None: ...
 

@@ -5,8 +5,9 @@ at thousands of jobs a second the master would cost as much CPU as a worker. Wri
 here costs no system call; the master reads them whenever it wakes for its own reasons (a signal,
 a deadline, a job with a timeout, whose start the worker also announces on its pipe).
 
-Writes are guarded by a sequence number that is odd while a write is under way (a seqlock), so
-the master never acts on half of one.
+A worker with `concurrency = N` runs up to N jobs at once, so its board has N entries, one per
+job slot; each is written by one thread only. Writes are guarded by a sequence number that is odd
+while a write is under way (a seqlock), so the master never acts on half of one.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from dataclasses import dataclass
 
 _HEAD = struct.Struct("<QddHH")  # sequence, started, timeout (0: none), class bytes, id bytes
 _SEQ = struct.Struct("<Q")
-SIZE = 1024
-_TEXT = SIZE - _HEAD.size
+ENTRY = 512  # bytes per job slot
+_TEXT = ENTRY - _HEAD.size
 _READ_TRIES = 100
 
 
 @dataclass(frozen=True)
 class Running:
-    """The job a worker runs: since `started` (time.monotonic(), the same clock host-wide)."""
+    """A job a worker runs: since `started` (time.monotonic(), the same clock host-wide)."""
 
     started: float
     timeout: float | None
@@ -33,43 +34,48 @@ class Running:
 
 
 class Board:
-    """One worker's board. Made by the master before the fork; the child writes, the master
-    reads."""
+    """One worker's board, `slots` entries. Made by the master before the fork; the child
+    writes, the master reads."""
 
-    def __init__(self) -> None:
-        self._mem = mmap.mmap(-1, SIZE)  # anonymous and shared: the forked child writes the same
-        self._seq = 0
+    def __init__(self, slots: int = 1) -> None:
+        self.slots = max(1, slots)
+        # Anonymous and shared: the forked child writes the same pages.
+        self._mem = mmap.mmap(-1, ENTRY * self.slots)
+        self._seq = [0] * self.slots
 
-    # -- the worker's side ---------------------------------------------------------------------
+    # -- the worker's side (entry `slot` by one thread only) -------------------------------------
 
-    def started(self, started: float, timeout: float | None, job_class: str, job_id: str) -> None:
+    def started(
+        self, started: float, timeout: float | None, job_class: str, job_id: str, slot: int = 0
+    ) -> None:
         cls = job_class.encode()[: _TEXT // 2]
         jid = job_id.encode()[: _TEXT - len(cls)]
-        mem = self._mem
-        self._seq += 1
-        _SEQ.pack_into(mem, 0, self._seq)
-        end = _HEAD.size + len(cls) + len(jid)
-        mem[_HEAD.size : end] = cls + jid
-        _HEAD.pack_into(mem, 0, self._seq, started, timeout or 0.0, len(cls), len(jid))
-        self._seq += 1
-        _SEQ.pack_into(mem, 0, self._seq)
+        mem, at = self._mem, slot * ENTRY
+        seq = self._seq[slot] + 1
+        _SEQ.pack_into(mem, at, seq)
+        end = at + _HEAD.size + len(cls) + len(jid)
+        mem[at + _HEAD.size : end] = cls + jid
+        _HEAD.pack_into(mem, at, seq, started, timeout or 0.0, len(cls), len(jid))
+        self._seq[slot] = seq + 1
+        _SEQ.pack_into(mem, at, seq + 1)
 
-    def finished(self) -> None:
-        self._seq += 1
-        _HEAD.pack_into(self._mem, 0, self._seq, 0.0, 0.0, 0, 0)
-        self._seq += 1
-        _SEQ.pack_into(self._mem, 0, self._seq)
+    def finished(self, slot: int = 0) -> None:
+        mem, at = self._mem, slot * ENTRY
+        seq = self._seq[slot] + 1
+        _HEAD.pack_into(mem, at, seq, 0.0, 0.0, 0, 0)
+        self._seq[slot] = seq + 1
+        _SEQ.pack_into(mem, at, seq + 1)
 
     # -- the master's side ---------------------------------------------------------------------
 
-    def read(self) -> Running | None:
-        """The job running now, or None when idle. A worker that died in the middle of a write
-        leaves it half done: then what is there is returned as it is."""
-        mem = self._mem
+    def read(self, slot: int = 0) -> Running | None:
+        """The job running in `slot` now, or None when it is idle. A worker that died in the
+        middle of a write leaves it half done: then what is there is returned as it is."""
+        mem, at = self._mem, slot * ENTRY
         for _ in range(_READ_TRIES):
-            seq, started, timeout, n_cls, n_id = _HEAD.unpack_from(mem, 0)
-            text = mem[_HEAD.size : _HEAD.size + n_cls + n_id]
-            if seq % 2 == 0 and _SEQ.unpack_from(mem, 0)[0] == seq:
+            seq, started, timeout, n_cls, n_id = _HEAD.unpack_from(mem, at)
+            text = mem[at + _HEAD.size : at + _HEAD.size + n_cls + n_id]
+            if seq % 2 == 0 and _SEQ.unpack_from(mem, at)[0] == seq:
                 break
         if not started:
             return None
@@ -79,6 +85,13 @@ class Board:
             text[:n_cls].decode(errors="replace"),
             text[n_cls:].decode(errors="replace"),
         )
+
+    def read_all(self) -> list[Running]:
+        """Every job the worker runs now (none when idle)."""
+        if self.slots == 1:
+            one = self.read(0)
+            return [] if one is None else [one]
+        return [r for r in (self.read(i) for i in range(self.slots)) if r is not None]
 
     def close(self) -> None:
         self._mem.close()

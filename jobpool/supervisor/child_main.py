@@ -26,7 +26,12 @@ if TYPE_CHECKING:
     from jobpool.supervisor.children import Slot
 
 log = logging.getLogger("jobpool.supervisor")
-STOP_CODES = {"memory": exitcodes.RECYCLE_MEMORY, "max_jobs": exitcodes.RECYCLE_MAX_JOBS}
+STOP_CODES = {
+    "memory": exitcodes.RECYCLE_MEMORY,
+    "max_jobs": exitcodes.RECYCLE_MAX_JOBS,
+    "timeout": exitcodes.RECYCLE_TIMEOUT,
+    "cancel": exitcodes.RECYCLE_CANCEL,
+}
 FULL_MEMORY_CHECK = 1.0  # seconds between checks that include the child's own subprocesses
 OUTCOMES_EVERY = 0.5  # most seconds a busy child holds the outcomes it has not reported yet
 OUTCOMES_HELD = 200  # ... and most outcomes it holds
@@ -50,7 +55,7 @@ class ChildEvents(TitleEvents):
         jitter = random.randint(0, qcfg.max_jobs // 10)
         self.max_jobs = qcfg.max_jobs + jitter
         self.jobs = 0
-        self._started = 0.0
+        self._started: dict[int, float] = {}  # slot -> when its job started
         self._next_full_check = 0.0
         self._outcomes: list[bytes] = []  # encoded Finished reports not written yet
         self._outcomes_since = 0.0
@@ -64,29 +69,36 @@ class ChildEvents(TitleEvents):
         with contextlib.suppress(OSError):  # a master that stopped reading must not stall us
             os.write(self.report_fd, lines)
 
-    def job_started(self, delivery: Delivery, job: Job) -> None:
-        super().job_started(delivery, job)
-        self._started = now = time.monotonic()
+    def job_started(self, delivery: Delivery, job: Job, slot: int = 0) -> None:
+        super().job_started(delivery, job, slot)
+        now = time.monotonic()
+        self._started[slot] = now
         timeout = float(getattr(job, "timeout", None) or self.queue_timeout or 0)
-        self.board.started(now, timeout, delivery.job_class, delivery.id)
+        self.board.started(now, timeout, delivery.job_class, delivery.id, slot)
         if timeout:
             self._report(TimedJobStarted().encode())  # the master arms it from the board
 
-    def job_finished(self, delivery: Delivery, outcome: Outcome) -> None:
-        super().job_finished(delivery, outcome)
-        self.board.finished()
-        self.jobs += 1
+    def job_finished(self, delivery: Delivery, outcome: Outcome, slot: int = 0) -> None:
+        super().job_finished(delivery, outcome, slot)
+        self.board.finished(slot)
         now = time.monotonic()
-        took = now - self._started if self._started else 0.0
-        self._started = 0.0
-        # Outcomes only feed counters: a busy child sends them a batch at a time.
-        if not self._outcomes:
-            self._outcomes_since = now
-        self._outcomes.append(Finished(outcome.value, took, delivery.job_class).encode())
-        if len(self._outcomes) >= OUTCOMES_HELD or now - self._outcomes_since >= OUTCOMES_EVERY:
-            self.idle()
+        started = self._started.pop(slot, 0.0)
+        took = now - started if started else 0.0
+        with self.lock:
+            self.jobs += 1
+            # Outcomes only feed counters: a busy child sends them a batch at a time.
+            if not self._outcomes:
+                self._outcomes_since = now
+            self._outcomes.append(Finished(outcome.value, took, delivery.job_class).encode())
+            held = len(self._outcomes) >= OUTCOMES_HELD
+            if held or now - self._outcomes_since >= OUTCOMES_EVERY:
+                self._send_outcomes()
 
     def idle(self) -> None:
+        with self.lock:
+            self._send_outcomes()
+
+    def _send_outcomes(self) -> None:
         if self._outcomes:
             self._report(b"".join(self._outcomes))
             self._outcomes.clear()
@@ -166,7 +178,7 @@ def _serve(
     from jobpool.job import import_job_modules
     from jobpool.manager import QueueManager
     from jobpool.unserved import unserved_job_warnings, warns_here
-    from jobpool.worker.loop import Worker
+    from jobpool.worker.threaded import make_worker
 
     qcfg = cfg.queue(slot.queue)
     events = ChildEvents(slot, qcfg, report_fd, board, master_pid)
@@ -180,14 +192,7 @@ def _serve(
             for warning in unserved_job_warnings(cfg):
                 log.warning("%s", warning)
     manager = QueueManager.from_config(cfg)
-    worker = Worker(
-        manager,
-        slot.queue,
-        worker_id=worker_id,
-        lease=qcfg.lease,
-        prefetch=qcfg.prefetch,
-        events=events,
-    )
+    worker = make_worker(manager, qcfg, worker_id=worker_id, events=events)
     worker.install_signals(supervised=True)
     signals.unblock()  # our handlers are in place: a SIGTERM held since the fork lands now
     events.ready()

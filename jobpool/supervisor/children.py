@@ -57,9 +57,18 @@ class Child:
     _reports: ReportReader = field(default_factory=ReportReader)
 
     @property
-    def busy(self) -> Running | None:
-        """The job this child runs now, if any."""
-        return self.board.read()
+    def running(self) -> list[Running]:
+        """The jobs this child runs now (at most its concurrency)."""
+        return self.board.read_all()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running)
+
+    @property
+    def threaded(self) -> bool:
+        """It runs many jobs at once, and enforces their timeouts and cancels itself."""
+        return self.board.slots > 1
 
     @property
     def state(self) -> str:

@@ -34,6 +34,7 @@ log = logging.getLogger("jobpool.supervisor")
 PIPE_GRACE = 1.0  # seconds a child may live on after its report pipe closed, while exiting
 TICK = 1.0  # longest sleep of an idle master; everything periodic runs at most this late
 EXIT_REASON_LOG = {"stopped": logging.INFO, "max_jobs": logging.INFO}
+THREADED_TIMEOUT_MARGIN = 5.0  # see Supervisor._timeout_grace
 
 
 class Stop(Exception):
@@ -116,10 +117,11 @@ class Supervisor:
         if self._hard_limits():
             deadlines.append(self._next_memory_check)
         for child in self.children.values():
-            busy = child.busy
-            if busy and busy.timeout:
-                deadlines.append(busy.started + busy.timeout)
-            if busy and child.killed is None:
+            running = child.running
+            for job in running:
+                if job.timeout:
+                    deadlines.append(job.started + job.timeout + self._timeout_grace(child))
+            if running and child.killed is None and not child.threaded:
                 deadlines.append(self.cancels.next_check)
         return max(min(deadlines) - now, 0.0)
 
@@ -225,7 +227,7 @@ class Supervisor:
     def _on_exit(self, child: Child, code: int) -> None:
         child.read_reports()
         self._count_finished(child)
-        busy = child.busy
+        running = child.running
         child.close()
         now = time.monotonic()
         ended = describe_exit(
@@ -237,7 +239,7 @@ class Supervisor:
         for outcome, n in child.outcomes.items():
             self.stats[outcome] = self.stats.get(outcome, 0) + n
         failed = self._requeue(
-            child.slot.queue, child.worker_id, ended.detail, ended.count_attempt, busy
+            child.slot.queue, child.worker_id, ended.detail, ended.count_attempt, running
         )
         delay = self.restarts.exited(
             (child.slot.queue, child.slot.index), now - child.started, ended.crash, now
@@ -246,8 +248,8 @@ class Supervisor:
             self.stats["restarts"] += 1
             self.metrics.worker_exited(child.slot.queue, ended.reason)
         level = EXIT_REASON_LOG.get(ended.reason, logging.WARNING)
-        job = ""
-        if busy:
+        jobs = []
+        for busy in running:
             fate = (
                 "failed for good: its attempts are used up" if busy.job_id in failed else "requeued"
             )
@@ -256,7 +258,8 @@ class Supervisor:
                 self.metrics.job_finished(
                     child.slot.queue, busy.job_class, fate, now - busy.started
                 )
-            job = f"; job {busy.job_id} {fate}"
+            jobs.append(f"; job {busy.job_id} {fate}")
+        job = "".join(jobs)
         backoff = f"; restarting in {delay:g}s" if delay and self.draining_since is None else ""
         log.log(
             level,
@@ -276,18 +279,21 @@ class Supervisor:
         worker_id: str,
         reason: str,
         count_attempt: bool,
-        busy: Running | None = None,
+        running: list[Running] | None = None,
     ) -> set[str]:
         """Hand a dead worker's jobs back at once: no waiting for its lease to lapse. Returns
         the ids of the jobs that its death failed for good."""
         requeued = self.handback.requeue(queue, worker_id, reason, count_attempt)
-        return set() if requeued is None else self._count_deaths(queue, requeued, busy)
+        return set() if requeued is None else self._count_deaths(queue, requeued, running)
 
-    def _count_deaths(self, queue: str, requeued: Requeued, busy: Running | None) -> set[str]:
+    def _count_deaths(
+        self, queue: str, requeued: Requeued, running: list[Running] | None
+    ) -> set[str]:
         """Count the jobs that worker deaths failed for good: no worker reports them."""
         now = time.monotonic()
+        started = {job.job_id: job.started for job in running or ()}
         for job_id, job_class in requeued.failed:
-            took = now - busy.started if busy and busy.job_id == job_id else 0.0
+            took = now - started[job_id] if job_id in started else 0.0
             self.metrics.job_finished(queue, job_class, "failed", took)
             self.stats["failed"] += 1
         return {job_id for job_id, _ in requeued.failed}
@@ -308,9 +314,9 @@ class Supervisor:
         for child in list(self.children.values()):
             if child.killed is not None:
                 continue
-            busy = child.busy
-            if busy and busy.timeout and now - busy.started > busy.timeout:
-                self._kill(child, KillReason.TIMEOUT, f"timeout after {busy.timeout:g} s")
+            late = self._past_timeout(child, now)
+            if late is not None:
+                self._kill(child, KillReason.TIMEOUT, f"timeout after {late.timeout:g} s")
             elif child.draining_since is not None:
                 grace = self.config.queue(child.slot.queue).graceful_timeout
                 if now - child.draining_since > grace:
@@ -322,19 +328,34 @@ class Supervisor:
             for child in list(self.children.values()):
                 self._check_hard_limit(child)
 
+    def _timeout_grace(self, child: Child) -> float:
+        """How long past a job's timeout the master waits before it kills the worker: not at
+        all for a one-job worker; a threaded one stops such a job itself (see
+        worker/threaded.py), so its kill is only a backstop should that worker hang."""
+        if not child.threaded:
+            return 0.0
+        return self.config.queue(child.slot.queue).graceful_timeout + THREADED_TIMEOUT_MARGIN
+
+    def _past_timeout(self, child: Child, now: float) -> Running | None:
+        grace = self._timeout_grace(child)
+        for job in child.running:
+            if job.timeout and now - job.started > job.timeout + grace:
+                return job
+        return None
+
     def _stop_cancelled(self, now: float) -> None:
         """Kill the workers whose running job was cancelled (see cancels.py), as for a timeout.
         The board is read again before each kill: a job that ended meanwhile saves its worker."""
         running: dict[str, list[str]] = {}
-        for child in self.children.values():
-            busy = child.busy if child.killed is None else None
-            if busy is not None:
+        watched = [c for c in self.children.values() if c.killed is None and not c.threaded]
+        for child in watched:
+            for busy in child.running:
                 running.setdefault(child.slot.queue, []).append(busy.job_id)
         cancelled = self.cancels.cancelled(now, running)
-        for child in list(self.children.values()) if cancelled else []:
-            busy = child.busy if child.killed is None else None
-            if busy is not None and busy.job_id in cancelled:
-                self._kill(child, KillReason.CANCEL, f"its job {busy.job_id} was cancelled")
+        for child in watched if cancelled else []:
+            for busy in child.running if child.killed is None else ():
+                if busy.job_id in cancelled:
+                    self._kill(child, KillReason.CANCEL, f"its job {busy.job_id} was cancelled")
 
     def _hard_limits(self) -> bool:
         return any(
@@ -387,7 +408,7 @@ class Supervisor:
         self.spawned += 1
         worker_id = f"{self.host}.{self.pid}.{slot.name}.{self.spawned}"
         fds = [c.report_fd for c in self.children.values()]
-        board = Board()
+        board = Board(self.config.queue(slot.queue).concurrency)
         pid, report_fd = spawn(
             self.config, slot, worker_id, self.pid, self.preloaded, fds, self.signals, board
         )

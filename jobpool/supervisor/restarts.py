@@ -57,6 +57,10 @@ def describe_exit(
         return Exit("memory", "worker above memory_limit, replaced after its job", False, False)
     if code == exitcodes.RECYCLE_MAX_JOBS:
         return Exit("max_jobs", "worker ran max_jobs jobs, replaced", False, False)
+    if code == exitcodes.RECYCLE_TIMEOUT:
+        return Exit("timeout", "a job thread ran past its timeout, replaced", False, False)
+    if code == exitcodes.RECYCLE_CANCEL:
+        return Exit("cancel", "a job thread was cancelled, replaced", False, False)
     if code == 0 and (asked_to_stop or shutting_down):
         return Exit("stopped", "worker stopped", False, False)
     if code < 0:

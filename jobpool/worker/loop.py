@@ -1,4 +1,4 @@
-"""The worker: claim a job, run it, record the outcome; drain on SIGTERM.
+"""The worker: claim jobs, run them (runner.py), record their outcomes; drain on SIGTERM.
 
 One worker serves one queue in one process. Under `jobpool start` the supervisor forks it and
 renews its lease; run alone (`jobpool worker`), a forked lease keeper renews it instead, so that
@@ -15,54 +15,41 @@ import select
 import signal
 import socket
 import time
-import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 
 from jobpool import defaults
 from jobpool.backoff import Backoff
-from jobpool.context import running_job, running_with
-from jobpool.drivers.base import Delivery, Outcome
+from jobpool.drivers.base import Delivery, Fetched, Outcome
 from jobpool.drivers.redis.client import CONNECTION_ERRORS
 from jobpool.drivers.redis.replies import ReplyLog
-from jobpool.errors import JobDecodeError, WorkerLostError
-from jobpool.job import Job, decode_job, encode_result
 from jobpool.process import same_file
-from jobpool.retry import DEFAULT_POLICY, RetryPolicy, retry_policy
 from jobpool.worker.events import WorkerEvents
 from jobpool.worker.lease_keeper import LeaseKeeper
+from jobpool.worker.runner import REFUSED_BACKOFF_CAP, JobRunner, WorkerShutdown
 from jobpool.worker.user_code import UserCode
 
 if TYPE_CHECKING:
     from jobpool.manager import QueueManager
 
 log = logging.getLogger("jobpool.worker")
+T = TypeVar("T")
 IDLE_TICK = 1.0  # most seconds an idle worker waits before it looks for expired leases again
 BATCH_SECONDS = 0.05  # a claimed job should wait about this long at most behind its batch
-REFUSED_BACKOFF_CAP = 15.0  # longest pause between tries while Redis refuses (full, read-only)
 # A job of a batch that waited longer than this behind the jobs before it has its begin confirmed
 # (one round trip) before it runs, so that a cancel that came meanwhile is seen. A batch of short
 # jobs (about BATCH_SECONDS of work) never waits that long, and keeps its begins pipelined.
 CONFIRM_AFTER = 2 * BATCH_SECONDS
 
 
-class WorkerShutdown(BaseException):
-    """Raised by a second SIGTERM/SIGINT to stop at once; the running job is handed back."""
-
-
 def new_worker_id(queue: str) -> str:
     return f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
 
 
-def job_fields(delivery: Delivery) -> dict[str, Any]:
-    """The fields every log line about a job carries."""
-    return {"job_id": delivery.id, "queue": delivery.queue, "job_class": delivery.job_class}
-
-
 class Worker:
-    """Runs the jobs of one queue.
+    """Runs the jobs of one queue, one at a time (ThreadedWorker, in threaded.py, runs many).
 
     `process(delivery)` runs one claimed job (unit tests call it directly); `run()` is the loop.
     """
@@ -92,130 +79,32 @@ class Worker:
         self._wakeup_r: int | None = None
         self._wakeup_intact: Callable[[], bool] = lambda: True
         self._exiting = False  # handing back at exit: a late signal must not cut that short
-        self.user_code = UserCode()
+        self.user_code = self._make_user_code()
+        self.runner = JobRunner(manager, self.session, self.user_code, self.events, self.worker_id)
         self._refusals = ReplyLog(log)
+        self._unreachable = Backoff()
+        self._refused = Backoff(first=0.5, cap=REFUSED_BACKOFF_CAP)
+
+    def _make_user_code(self) -> UserCode:
+        return UserCode()
 
     # -- one job -----------------------------------------------------------------------------
 
-    def process(self, delivery: Delivery) -> Outcome:
+    def process(self, delivery: Delivery) -> Outcome | None:
         """Run one claimed job to its outcome: completed, retrying or failed (recorded in the
         queue before this returns)."""
         outcome = self._run_one(delivery)
-        self._call(self.session.flush)
+        self.runner.flush()
         return outcome
 
-    def _run_one(self, delivery: Delivery, confirm: bool = False) -> Outcome:
+    def _run_one(self, delivery: Delivery, confirm: bool = False) -> Outcome | None:
         """Begin and run one claimed job; `confirm`: wait for its begin to be recorded first, so
         that a job cancelled while it waited in the batch is skipped (see CONFIRM_AFTER)."""
-        delivery = self.session.begin(delivery, confirm)
-        if delivery.record.get("status") == "cancelled":
-            log.info("cancelled before it began; skipped", extra=job_fields(delivery))
-            outcome = Outcome.CANCELLED
-        else:
-            with running_job(self.manager, delivery):  # current_job(), and the job on log lines
-                outcome = self._process(delivery)
-        if not delivery.hook:  # a hook's job was counted failed when its worker died
-            self.events.job_finished(delivery, outcome)
-        return outcome
-
-    def _process(self, delivery: Delivery) -> Outcome:
-        try:
-            job = decode_job(delivery.body)
-        except Exception as exc:  # noqa: BLE001 - a hostile payload fails its job, not the worker
-            error = exc if isinstance(exc, JobDecodeError) else JobDecodeError(f"{exc!r}")
-            log.error("job cannot run: %s", error, extra=job_fields(delivery))
-            return self._record_failure(delivery, None, error, force=True)
-        if delivery.hook:
-            return self._finish_lost(delivery, job)
-        self.events.job_started(delivery, job)
-        started = time.monotonic()
-        try:
-            returned = self.user_code.call(job.handle)
-            result = encode_result(job, returned, self.manager.max_result)
-        except WorkerShutdown:
-            self.user_code.leave_if_forked(1)
-            self._call(lambda: self.session.release(self.worker_id, delivery.queue, [delivery.id]))
-            raise
-        except BaseException as exc:  # noqa: BLE001 - a job's SystemExit/KeyboardInterrupt too
-            self.user_code.leave_if_forked(1)
-            return self._record_failure(delivery, job, exc, took=time.monotonic() - started)
-        took = time.monotonic() - started
-        self.session.complete(delivery, result)  # a lapsed lease: logged when the reply is read
-        log.info("completed in %.3fs", took, extra=job_fields(delivery))
-        return Outcome.COMPLETED
-
-    def _record_failure(
-        self,
-        delivery: Delivery,
-        job: Job | None,
-        exc: BaseException,
-        *,
-        force: bool = False,
-        took: float = 0.0,
-    ) -> Outcome:
-        error = f"{type(exc).__name__}: {exc}"
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        fail_now, delay = _policy(job).decide(exc, delivery.attempts)
-        force = force or fail_now
-        outcome: Outcome = self._call(
-            lambda: self.session.retry_or_fail(delivery, delay, error, tb, force_fail=force)
-        )
-        fields = job_fields(delivery)
-        attempt = f"attempt {delivery.attempts}/{delivery.max_tries}"
-        if outcome is Outcome.RETRYING:
-            log.warning(
-                "%s failed after %.3fs (%s); retry in %gs",
-                attempt,
-                took,
-                error,
-                delay,
-                extra=fields,
-            )
-        elif outcome is Outcome.CANCELLED:
-            log.warning(
-                "cancelled: %s ended (%s) after it was asked to stop", attempt, error, extra=fields
-            )
-        elif outcome is Outcome.FAILED:
-            log.error("failed for good, %s (%s)", attempt, error, extra=fields)
-            if job is not None:
-                self._run_failed_hook(job, exc, delivery)
-        return outcome
-
-    def _finish_lost(self, delivery: Delivery, job: Job) -> Outcome:
-        """A job whose workers kept dying: run its failed() hook here, once."""
-        error = WorkerLostError(delivery.record.get("error") or "worker lost")
-        self._run_failed_hook(job, error, delivery)
-        self._call(lambda: self.session.retry_or_fail(delivery, 0, "", "", force_fail=True))
-        log.error("failed for good: %s", error, extra=job_fields(delivery))
-        return Outcome.FAILED
-
-    def _run_failed_hook(self, job: Job, exc: BaseException, delivery: Delivery) -> None:
-        try:
-            with running_with(self.manager):
-                self.user_code.call(job.failed, exc)
-        except WorkerShutdown:
-            self.user_code.leave_if_forked(1)
-            raise
-        except BaseException:  # noqa: BLE001 - the hook must never take the worker down
-            self.user_code.leave_if_forked(1)
-            log.exception("the job's failed() hook raised", extra=job_fields(delivery))
+        self.runner.session = self.session
+        return self.runner.run_one(delivery, confirm)
 
     def _call(self, step: Callable[[], Any]) -> Any:
-        """Run an idempotent queue step, retrying across dropped connections, restarts and
-        refusals (a full or read-only Redis) until it is done."""
-        backoff = None
-        while True:
-            try:
-                return step()
-            except CONNECTION_ERRORS as exc:
-                backoff = backoff or Backoff()
-                wait = backoff.next()
-                log.warning("redis unreachable (%s); retrying in %.1fs", exc, wait)
-                time.sleep(wait)
-            except redis.ResponseError as exc:
-                backoff = backoff or Backoff(cap=REFUSED_BACKOFF_CAP)
-                self._refusals.report(exc, "a job's outcome (kept; retrying)")
-                time.sleep(backoff.next())
+        return self.runner.call(step)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -268,34 +157,51 @@ class Worker:
         self.driver.renew(self.queue, [self.worker_id], self.lease)
 
     def _take_jobs(self, max_jobs: int, burst: bool) -> int:
-        backoff, refused = Backoff(), Backoff(first=0.5, cap=REFUSED_BACKOFF_CAP)
         while not self.stopping:
-            try:
-                count = self._batch_size()
-                fetched = self.session.fetch(self.queue, self.worker_id, count, self.lease)
-                if fetched.stale_worker:
-                    self._reap(fetched.stale_worker)
-                if not fetched.deliveries:
-                    if burst and fetched.next_due is None:
-                        break
-                    self._idle(fetched.next_due)
-                    self._check_stop(max_jobs)
-                backoff.reset()
-                refused.reset()
-            except CONNECTION_ERRORS as exc:
-                wait = backoff.next()
-                log.warning("redis unreachable (%s); reconnecting in %.1fs", exc, wait)
-                self._pause(wait)
+            fetched = self._guarded(lambda: self._claim(self._batch_size()), max_jobs)
+            if fetched is None:
                 continue
-            except redis.ResponseError as exc:  # refused (full, read-only, ...): wait, not die
-                self._refusals.report(exc, "a claim (retrying with backoff)")
-                self._pause(refused.next())
+            if not fetched.deliveries:
+                if burst and fetched.next_due is None:
+                    break
+                self._guarded(functools.partial(self._idle, fetched.next_due), max_jobs)
                 self._check_stop(max_jobs)
                 continue
             started, before = time.monotonic(), self.jobs_done
             self._run_batch(fetched.deliveries, max_jobs)
             self._learn(self.jobs_done - before, time.monotonic() - started)
         return self.jobs_done
+
+    def _claim(self, count: int) -> Fetched:
+        """Claim up to `count` jobs, reaping in passing a peer whose lease lapsed."""
+        fetched = self.session.fetch(self.queue, self.worker_id, count, self.lease, self._held())
+        if fetched.stale_worker:
+            self._reap(fetched.stale_worker)
+        return fetched
+
+    def _held(self) -> list[str] | None:
+        """The ids a fetch must leave in this worker's hands: none here, as a one-job worker
+        fetches with empty hands (see ThreadedWorker)."""
+        return None
+
+    def _guarded(self, step: Callable[[], T], max_jobs: int) -> T | None:
+        """`step()` (a claim, an idle wait), or None when Redis is away or refuses: this has
+        then paused with backoff, and the loop tries again."""
+        try:
+            value = step()
+        except CONNECTION_ERRORS as exc:
+            wait = self._unreachable.next()
+            log.warning("redis unreachable (%s); reconnecting in %.1fs", exc, wait)
+            self._pause(wait)
+            return None
+        except redis.ResponseError as exc:  # refused (full, read-only, ...): wait, not die
+            self._refusals.report(exc, "a claim (retrying with backoff)")
+            self._pause(self._refused.next())
+            self._check_stop(max_jobs)
+            return None
+        self._unreachable.reset()
+        self._refused.reset()
+        return value
 
     def _pause(self, seconds: float) -> None:
         """Sleep between tries, cut short by a stop signal so that a drain never waits on it."""
@@ -398,12 +304,3 @@ class Worker:
         if self._wakeup_r is not None:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wakeup_r, 512)
-
-
-def _policy(job: Job | None) -> RetryPolicy:
-    if job is None:
-        return DEFAULT_POLICY
-    try:
-        return retry_policy(job)
-    except Exception:  # noqa: BLE001 - a broken attribute must not stop the failure record
-        return DEFAULT_POLICY

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from job_functions import Multiply, add, boom
+from jobs import Once, Record
 
 from jobpool import JobFailed, Outcome, Worker
 from jobpool.errors import JobEncodeError, JobNotFoundError
@@ -136,3 +137,103 @@ def test_each_event_loop_gets_its_own_client(qm):
         for loop in loops:
             loop.run_until_complete(qm.aclose())
             loop.close()
+
+
+def test_async_pushes_with_unique_keys_behave_as_push(qm, tmp_path):
+    path = str(tmp_path / "out")
+
+    async def main() -> tuple[str, str, str]:
+        try:
+            first = await qm.apush(Record(path, "a"), unique_key="order:42", unique_for=60)
+            assert await qm.apush(Record(path, "b"), unique_key="order:42") == first
+            assert await qm.apush_unique(Record(path), unique_key="order:42") == (first, False)
+            late = await qm.alater(Record(path), 60, unique_key="report:7")
+            assert await qm.alater(Record(path), 5, unique_key="report:7") == late
+            assert await qm.apush(Record(path), unique_key="report:7") == late
+            assert await qm.apush_unique(Record(path), unique_key="report:7", delay=5) == (
+                late,
+                False,
+            )
+            fresh, created = await qm.apush_unique(Record(path), unique_key="new", delay=30)
+            assert created and fresh not in (first, late)
+            once = await qm.apush(Once(path, 1))  # unique = True: keyed by class and arguments
+            assert await qm.apush_unique(Once(path, 1)) == (once, False)
+            assert await qm.apush(Once(path, 2)) != once
+            return first, late, once
+        finally:
+            await qm.aclose()
+
+    first, late, once = asyncio.run(main())
+    assert qm.size() == 5
+    # the blocking side sees the keys the async side took, in the same records
+    assert qm.push(Record(path), unique_key="order:42") == first
+    assert qm.later(Record(path), 60, unique_key="report:7") == late
+    assert qm.push(Once(path, 1)) == once
+    assert qm.get_job_status(first)["unique_key"] == "order:42"
+    assert qm.get_job_status(late)["status"] == "delayed"
+    synced = qm.push(Record(path, "a"), unique_key="sync", unique_for=60)
+    assert set(qm.get_job_status(first)) == set(qm.get_job_status(synced))
+
+
+def test_async_unique_keys_are_released_and_lapse_as_with_push(qm, tmp_path):
+    path = str(tmp_path / "out")
+
+    async def push(unique_for: float | None = None) -> tuple[str, bool]:
+        try:
+            return await qm.apush_unique(Record(path), unique_key="k", unique_for=unique_for)
+        finally:
+            await qm.aclose()
+
+    first, created = asyncio.run(push())
+    assert created and asyncio.run(push()) == (first, False)
+    assert Worker(qm).process(qm.pop()) is Outcome.COMPLETED
+    second, created = asyncio.run(push(unique_for=0.2))
+    assert created and second != first
+    time.sleep(0.3)
+    third, created = asyncio.run(push())
+    assert created and third != second
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"unique_key": ""}, "unique_key must be a non-empty string"),
+        ({"unique_key": "k", "unique_for": 0}, "unique_for must be a number > 0"),
+    ],
+)
+def test_async_pushes_refuse_bad_unique_options(qm, tmp_path, options, message):
+    async def main() -> None:
+        try:
+            with pytest.raises(JobEncodeError, match=message):
+                await qm.apush(Record(str(tmp_path / "out")), **options)
+            with pytest.raises(JobEncodeError, match=message):
+                await qm.alater(Record(str(tmp_path / "out")), 5, **options)
+        finally:
+            await qm.aclose()
+
+    asyncio.run(main())
+    assert qm.size() == 0
+
+
+def test_async_unique_pushes_await_redis_on_the_loop(redis_qm, tmp_path, monkeypatch):
+    """A unique apush runs enqueue.lua on the asyncio client: not the blocking push in a thread."""
+
+    def blocking(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the blocking client was used")
+
+    monkeypatch.setattr(redis_qm.driver, "enqueue_unique", blocking)
+    monkeypatch.setattr(asyncio, "to_thread", blocking)
+    path = str(tmp_path / "out")
+
+    async def main() -> tuple[str, str]:
+        try:
+            first = await redis_qm.apush(Once(path, 1))
+            late = await redis_qm.alater(Record(path), 30, unique_key="later")
+            assert await redis_qm.apush_unique(Once(path, 1)) == (first, False)
+            return first, late
+        finally:
+            await redis_qm.aclose()
+
+    first, late = asyncio.run(main())
+    assert redis_qm.get_job_status(first)["status"] == "queued"
+    assert redis_qm.get_job_status(late)["unique_key"] == "later"

@@ -4,6 +4,7 @@ tests/processes/test_cancel.py)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from helpers import wait_until
@@ -110,3 +111,24 @@ def test_a_worker_checks_for_cancels_between_the_jobs_of_a_batch(qm, tmp_path):
     assert runs(tmp_path / "quick") == []
     assert qm.get_job_status(slow)["status"] == "completed"
     assert qm.get_job_status(quick)["status"] == "cancelled"
+
+
+def test_a_job_cancelled_after_its_unconfirmed_begin_was_sent_is_not_called_a_lapsed_lease(
+    redis_qm, tmp_path, caplog
+):
+    """A batch's begins are pipelined: a cancel that lands between the claim and the begin's
+    reply cannot stop the run, but the log says what happened, and the record stays cancelled."""
+    path = str(tmp_path / "out")
+    ids = redis_qm.push_many([Record(path, "a"), Record(path, "b")])
+    session = redis_qm.driver.session()
+    first, second = session.fetch("default", "w1", count=2).deliveries
+    worker = Worker(redis_qm, worker_id="w1")
+    worker.session = session
+    assert worker.process(first) is Outcome.COMPLETED
+    assert redis_qm.cancel(ids[1]) is True
+    with caplog.at_level(logging.INFO, logger="jobpool"):
+        worker._run_one(second, confirm=False)
+        session.flush()
+    assert redis_qm.get_job_status(ids[1])["status"] == "cancelled"
+    assert "lease had lapsed" not in caplog.text
+    assert "cancelled just before it began" in caplog.text

@@ -79,18 +79,31 @@ def test_log_records_of_user_loggers_carry_the_job(qm, fmt):
         records = [json.loads(line) for line in lines]
         mine = next(r for r in records if r["message"] == "hello from the job")
         assert mine["logger"] == "userapp.emails"
-        assert (mine["job_id"], mine["queue"], mine["job_class"]) == (
-            job_id,
-            "default",
-            "log_lines",
-        )
+        assert (mine["job_id"], mine["queue"], mine["job"]) == (job_id, "default", "log_lines")
         outside = next(r for r in records if r["message"] == "outside any job")
-        assert "job_id" not in outside
+        assert not {"job_id", "queue", "job"} & set(outside)
     else:
         mine = next(line for line in lines if "hello from the job" in line)
-        assert mine.endswith(f"job={job_id} queue=default class=log_lines")
+        assert mine.endswith(f"job_id={job_id} queue=default job=log_lines")
         outside = next(line for line in lines if "outside any job" in line)
-        assert "job=" not in outside
+        assert "job_id=" not in outside and "job=" not in outside
+
+
+def test_a_users_own_formatter_can_name_the_job_fields(qm):
+    """JobContextFilter sets `job_id`, `queue` and `job` on each record logged during a job,
+    so a formatter of the application's own can use %(job_id)s, %(queue)s and %(job)s."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s [%(job)s %(job_id)s %(queue)s]"))
+    handler.addFilter(JobContextFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        job_id = log_lines.push("mine", manager=qm)
+        Worker(qm).process(qm.pop())
+    finally:
+        root.removeHandler(handler)
+    assert f"mine [log_lines {job_id} default]" in stream.getvalue().splitlines()
 
 
 def test_setup_logging_installs_the_filter():

@@ -8,8 +8,20 @@ import time
 import pytest
 from jobs import Fail, Once, Record
 
-from jobpool import Outcome, Worker
+from jobpool import Outcome, Worker, job
 from jobpool.errors import JobEncodeError
+
+_NOT_JSON = object()
+
+
+@job(unique=True)
+def charge(order: int, amount: int = 2, *, note: str = "") -> None:
+    """A unique function: one charge per call while it waits or runs."""
+
+
+@job(unique=True)
+def tally(first: int, *rest: int, when: object = _NOT_JSON, **labels: str) -> None:
+    """A unique function with variadic arguments and a default JSON cannot store."""
 
 
 def test_a_second_push_with_the_key_returns_the_first_job(qm, tmp_path):
@@ -81,6 +93,30 @@ def test_a_unique_class_is_keyed_by_class_and_arguments(qm, tmp_path):
     assert qm.push(swapped) == first
     assert qm.push_unique(Once(path, 1)) == (first, False)
     assert qm.push(Once(path, 1), unique_key="explicit") != first  # an explicit key wins
+
+
+def test_a_unique_function_is_keyed_by_the_call_whatever_its_spelling(qm):
+    first = charge.push(1, 2, manager=qm)
+    assert charge.push(1, amount=2, manager=qm) == first  # by keyword
+    assert charge.push(1, manager=qm) == first  # the default
+    assert charge.push(order=1, manager=qm) == first
+    assert charge.push(1, 2, note="", manager=qm) == first  # a keyword-only default
+    assert qm.push_unique(charge.job(amount=2, order=1)) == (first, False)
+    other = charge.push(1, 3, manager=qm)
+    assert other != first and charge.push(1, amount=3, manager=qm) == other
+    assert charge.push(1, note="x", manager=qm) not in (first, other)
+    assert qm.size() == 3
+
+
+def test_a_unique_functions_variadic_arguments_and_unstorable_defaults(qm):
+    first = tally.push(1, 2, 3, colour="red", manager=qm)
+    assert tally.push(1, 2, 3, colour="red", manager=qm) == first
+    assert tally.push(1, 3, 2, colour="red", manager=qm) != first  # *rest keeps its order
+    assert tally.push(1, 2, 3, colour="blue", manager=qm) != first
+    bare = tally.push(1, manager=qm)  # `when` defaults to what JSON cannot store
+    assert tally.push(1, manager=qm) == bare
+    assert tally.push(1, when=None, manager=qm) != bare
+    assert qm.size() == 5
 
 
 def test_push_unique_without_a_key_uses_class_and_arguments(qm, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from helpers import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -14,8 +15,17 @@ sys.path.insert(0, str(REPO / "scripts"))
 from chaos import Plan, run_chaos  # noqa: E402
 
 
-def test_chaos_run_loses_nothing_under_kills_and_a_redis_restart(tmp_path):
-    plan = Plan(jobs=1200, workers=2, kills=15, duration=8.0, lease=3.0, finish_timeout=40)
+@pytest.mark.parametrize("concurrency", [1, 4], ids=["one_job_per_worker", "concurrency_4"])
+def test_chaos_run_loses_nothing_under_kills_and_a_redis_restart(tmp_path, concurrency):
+    plan = Plan(
+        jobs=1200,
+        workers=2,
+        concurrency=concurrency,
+        kills=15,
+        duration=8.0,
+        lease=3.0,
+        finish_timeout=40,
+    )
     result = run_chaos(plan, tmp_path)
     print(result.report())
 

@@ -120,11 +120,8 @@ def test_the_jobs_own_log_lines_carry_its_id_queue_and_name(master, redis_url, p
     if fmt == "json":
         record = json.loads(line)
         assert record["logger"] == "userapp.emails" and record["level"] == "warning"
-        assert (record["job_id"], record["queue"], record["job_class"]) == (
-            job_id,
-            "default",
-            "log_lines",
-        )
+        fields = (record["job_id"], record["queue"], record["job"])
+        assert fields == (job_id, "default", "log_lines")
     else:
         assert "userapp.emails" in line
-        assert line.endswith(f"job={job_id} queue=default class=log_lines")
+        assert line.endswith(f"job_id={job_id} queue=default job=log_lines")

@@ -122,7 +122,7 @@ def test_stats_table_has_a_row_per_queue(redis_url, redis_qm, tmp_path):
     assert rows["emails"][2] == "1" and rows["default"][-1] == "-"
 
 
-def test_json_logs_carry_job_id_queue_and_class(master, redis_url, redis_qm, tmp_path):
+def test_json_logs_carry_job_id_queue_and_job(master, redis_url, redis_qm, tmp_path):
     m = master('log_format = "json"\n' + toml(redis_url), workers=2)
     job_id = redis_qm.push(Record(str(tmp_path / "out")))
     wait_until(lambda: redis_qm.get_job_status(job_id)["status"] == "completed", 10)
@@ -130,7 +130,7 @@ def test_json_logs_carry_job_id_queue_and_class(master, redis_url, redis_qm, tmp
     records = [json.loads(line) for line in m.log().splitlines() if line.startswith("{")]
     assert records and len(records) == len([x for x in m.log().splitlines() if x.strip()])
     done = [r for r in records if r.get("job_id") == job_id]
-    assert done and done[0]["queue"] == "default" and done[0]["job_class"] == "Record"
+    assert done and done[0]["queue"] == "default" and done[0]["job"] == "Record"
     assert re.match(r"completed in", done[0]["message"])
 
 

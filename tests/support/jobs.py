@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -464,3 +465,66 @@ class Linger(Job):
 
     def failed(self, exc: BaseException) -> None:
         _note(self.path, f"failed:{type(exc).__name__}:{exc}")
+
+
+# -- jobs of the concurrency tests (tests/drivers/test_concurrency.py, tests/processes/...) ---
+
+
+class Overlap(Job):
+    """Waits `seconds` (a network call, as far as the worker can tell), then records its pid,
+    thread and its start and end times: jobs that ran at once overlap."""
+
+    max_tries = 2
+    retry_delay = 0.05
+
+    def __init__(self, path: str, seconds: float):
+        self.path, self.seconds = path, seconds
+
+    def handle(self) -> None:
+        started = time.time()
+        _note(self.path, f"start:{os.getpid()}")
+        time.sleep(self.seconds)
+        _note(self.path, f"{os.getpid()} {threading.get_ident()} {started:.6f} {time.time():.6f}")
+
+
+class AsyncOverlap(Job):
+    """Overlap as an async job: awaits, on the worker's event loop."""
+
+    max_tries = 2
+    retry_delay = 0.05
+
+    def __init__(self, path: str, seconds: float):
+        self.path, self.seconds = path, seconds
+
+    async def handle(self) -> None:
+        import asyncio
+
+        started = time.time()
+        await asyncio.sleep(self.seconds)
+        _note(self.path, f"{os.getpid()} {threading.get_ident()} {started:.6f} {time.time():.6f}")
+
+
+def windows(path: str | Path) -> list[tuple[int, int, float, float]]:
+    """The (pid, thread, start, end) lines Overlap and AsyncOverlap jobs wrote."""
+    p = Path(path)
+    rows = [line.split() for line in p.read_text().splitlines()] if p.exists() else []
+    return [(int(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in rows if len(r) == 4]
+
+
+class Stuck(Job):
+    """A sync job that sleeps far past its 1 s timeout: a thread cannot be stopped."""
+
+    timeout = 1
+    max_tries = 2
+    retry_delay = 0.05
+
+    def __init__(self, path: str, seconds: float):
+        self.path, self.seconds = path, seconds
+
+    def handle(self) -> None:
+        _note(self.path, f"start:{os.getpid()}")
+        time.sleep(self.seconds)
+        _note(self.path, f"done:{os.getpid()}")
+
+    def failed(self, exc: BaseException) -> None:
+        _note(self.path, f"failed:{type(exc).__name__}")

@@ -32,7 +32,7 @@ JOBS = [("default:a", "{}", {"job": "Record"}), ("default:b", "{}", {"job": "Rec
 # tail's length: enqueue takes a triple per job.
 ARGS = {
     "enqueue": (lambda: s.enqueue_args(0, JOBS, 60_000), 6),
-    "fetch": (lambda: s.fetch_args("w1", 1, 30_000, 100), 0),
+    "fetch": (lambda: s.fetch_args("w1", 1, 30_000, 100, ["default:a", "default:b"]), 2),
     "begin": (lambda: s.begin_args("default:a", "w1"), 0),
     "ack": (lambda: s.ack_args(1000, "", "w1", ["default:a", "default:b"], results=["1"]), 4),
     "retry_or_fail": (lambda: s.retry_or_fail_args("default:a", 0, "E", "tb", 1000, False), 0),

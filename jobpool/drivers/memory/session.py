@@ -35,13 +35,23 @@ class MemorySession:
         self.driver = driver
 
     def fetch(
-        self, queue: str, worker_id: str, count: int = 1, lease: float = defaults.LEASE
+        self,
+        queue: str,
+        worker_id: str,
+        count: int = 1,
+        lease: float = defaults.LEASE,
+        held: Sequence[str] | None = None,
     ) -> Fetched:
         d = self.driver
         with d._cond:
             now, q = d._now_ms(), d._q(queue)
-            for job_id in reversed(q.held.pop(worker_id, [])):
+            keep = set(held or ())
+            mine = q.held.pop(worker_id, [])
+            for job_id in reversed([j for j in mine if j not in keep]):
                 d._hand_back(q, job_id)
+            kept = [j for j in mine if j in keep]
+            if kept:
+                q.held[worker_id] = kept
             d._promote(q, now)
             out: list[Delivery] = []
             peers = len(q.held) + 1  # the workers holding jobs, and this one
@@ -172,6 +182,16 @@ class MemoryAsync:
         self, queue: str, jobs: Sequence[tuple[str, str, dict[str, Any]]], delay: float = 0.0
     ) -> int:
         return self.driver.enqueue(queue, jobs, delay)
+
+    async def enqueue_unique(
+        self,
+        queue: str,
+        job: tuple[str, str, dict[str, Any]],
+        unique_key: str,
+        unique_for: float,
+        delay: float = 0.0,
+    ) -> tuple[str, bool]:
+        return self.driver.enqueue_unique(queue, job, unique_key, unique_for, delay)
 
     async def wait_finished(self, job_id: str, timeout: float | None) -> dict[str, Any] | None:
         return await asyncio.to_thread(self.driver.wait_finished, job_id, timeout)

@@ -1,5 +1,5 @@
-"""The Redis driver's producer side for asyncio code: `qm.apush()` and `qm.aresult()` in an
-async web app (FastAPI, aiohttp), on redis-py's asyncio client.
+"""The Redis driver's producer side for asyncio code: `qm.apush()` (unique keys included) and
+`qm.aresult()` in an async web app (FastAPI, aiohttp), on redis-py's asyncio client.
 
 The same scripts with the same KEYS and ARGV builders as the driver (scripts.py), and the same
 wait for a result (RedisDriver.wait_finished): only the round trips are awaited. redis-py's
@@ -60,6 +60,29 @@ class AsyncRedisDriver:
                     raise
                 raise error from exc
         return stored
+
+    async def enqueue_unique(
+        self,
+        queue: str,
+        job: tuple[str, str, dict[str, Any]],
+        unique_key: str,
+        unique_for: float,
+        delay: float = 0.0,
+    ) -> tuple[str, bool]:
+        """As RedisDriver.enqueue_unique: one job, stored unless the holder of `unique_key`
+        waits or runs (enqueue.lua with the key); (id, created)."""
+        keys = s.enqueue_keys(self.driver.keys(queue), unique_key)
+        args = s.enqueue_args(ms(delay), [job], max(ms(unique_for), 1))
+        try:
+            reply = await self._scripts["enqueue"](keys=keys, args=args)
+        except redis.RedisError as exc:
+            error = _push_error(exc, [], [job])
+            if error is exc:
+                raise
+            raise error from exc
+        if isinstance(reply, bytes) and reply.decode() != job[0]:
+            return reply.decode(), False
+        return job[0], True
 
     async def wait_finished(self, job_id: str, timeout: float | None) -> dict[str, Any] | None:
         """As RedisDriver.wait_finished, awaiting instead of blocking."""

@@ -90,8 +90,13 @@ def fetch_keys(k: QueueKeys, worker_id: str) -> list[str]:
     return [k.ready, k.delayed, k.state, k.payload, k.workers, k.wip(worker_id)]
 
 
-def fetch_args(worker_id: str, count: int, lease_ms: int, promote: int) -> list[Any]:
-    return [worker_id, count, lease_ms, promote]
+def fetch_args(
+    worker_id: str, count: int, lease_ms: int, promote: int, held: Sequence[str] | None = None
+) -> list[Any]:
+    args: list[Any] = [worker_id, count, lease_ms, promote]
+    if held is not None:
+        args += ["1", *held]
+    return args
 
 
 def begin_keys(k: QueueKeys, worker_id: str) -> list[str]:

@@ -56,10 +56,15 @@ class RedisSession:
     # -- the worker's steps --------------------------------------------------------------------
 
     def fetch(
-        self, queue: str, worker_id: str, count: int = 1, lease: float = defaults.LEASE
+        self,
+        queue: str,
+        worker_id: str,
+        count: int = 1,
+        lease: float = defaults.LEASE,
+        held: Sequence[str] | None = None,
     ) -> Fetched:
         keys = s.fetch_keys(self.driver.keys(queue), worker_id)
-        args = s.fetch_args(worker_id, count, ms(lease), self.driver.promote_batch)
+        args = s.fetch_args(worker_id, count, ms(lease), self.driver.promote_batch, held)
         return parse_fetch(self._exchange(_Command("fetch", keys, args)), queue, worker_id)
 
     def begin(self, delivery: Delivery, confirm: bool = False) -> Delivery:
@@ -252,8 +257,14 @@ class RedisSession:
 
 
 def _warn_if_lost(reply: Any, delivery: Delivery) -> None:
+    fields = {"job_id": delivery.id, "queue": delivery.queue, "job_class": delivery.job_class}
     if reply and reply[0] == 0:
         log.warning(
-            "completed, but its lease had lapsed: another worker owns the job now",
-            extra={"job_id": delivery.id, "queue": delivery.queue, "job_class": delivery.job_class},
+            "completed, but its lease had lapsed: another worker owns the job now", extra=fields
+        )
+    elif reply and reply[0] == -1:
+        log.info(
+            "ran, though it was cancelled just before it began (its claim came first); "
+            "its record stays cancelled",
+            extra=fields,
         )

@@ -11,7 +11,8 @@ ARGV[3] the id of the job the worker begins next ('' for none), as the begin scr
 ARGV[4] worker id
 ARGV[5..] pairs: job id, what the job returned as JSON ('' for nothing)
 Returns per id 1 if acked, 0 if this worker no longer held it (its lease expired and the job was
-handed to another worker: that worker's outcome wins); then 1 if the next job began, 0 if not,
+handed to another worker: that worker's outcome wins), -1 if it was cancelled before its begin
+reached Redis (a batch's begins are pipelined: the job ran, its record stays cancelled); then 1 if the next job began, 0 if not,
 -1 if it was cancelled while it waited. A completed job's unique key, if any, is released.
 A worker runs its jobs one after the other, so finishing one and beginning the next is one call:
 half the round trips and script calls of doing them apart.
@@ -48,6 +49,9 @@ for i = 5, #ARGV, 2 do
     redis.call('HDEL', KEYS[3], id)
     redis.call('ZADD', KEYS[4], expires, id)
     acked = acked + 1
+  else
+    local st = load_state(KEYS[2], id)
+    if st and st['status'] == 'cancelled' then held = -1 end
   end
   out[#out + 1] = held
 end

@@ -9,12 +9,15 @@ ARGV[1] worker id
 ARGV[2] count: most jobs to claim (the worker's prefetch)
 ARGV[3] lease in ms
 ARGV[4] most due jobs to promote in this call
+ARGV[5] '1' when the worker runs jobs while it fetches (concurrency above 1), else absent
+ARGV[6..] with ARGV[5]: the ids the worker holds (running or about to run)
 Returns {ms until the next delayed job or -1, a worker id whose lease expired or '',
          then per claimed job: id, body, record JSON}.
-A worker only fetches with empty hands, so anything still in its wip list is either what its
-blocking wait took for it (BLMOVE ready -> wip) or a claim whose reply was lost (a dropped
+A one-job worker only fetches with empty hands, so anything still in its wip list is either what
+its blocking wait took for it (BLMOVE ready -> wip) or a claim whose reply was lost (a dropped
 connection): it goes back to the front of the queue, attempt not counted, and is claimed again
-right below, first in line. A wake token taken that way has no record and is dropped.
+right below, first in line. A wake token taken that way has no record and is dropped. A worker
+running many jobs at once names the ids it holds (ARGV[6..]); only the others go back.
 The first job of a batch begins with the claim: its attempt counts, or, for a failed job, its
 failed() hook is marked started (record field `hook`, see common.lua). ]]
 -- @include common
@@ -22,7 +25,20 @@ local now = now_ms()
 local wid = ARGV[1]
 
 local stranded = redis.call('LRANGE', KEYS[6], 0, -1)
-if #stranded > 0 then redis.call('DEL', KEYS[6]) end  -- freeing first: a full server drains
+if ARGV[5] == '1' then
+  local held = {}
+  for i = 6, #ARGV do held[ARGV[i]] = true end
+  local loose = {}
+  for _, id in ipairs(stranded) do
+    if not held[id] then
+      redis.call('LREM', KEYS[6], 1, id)
+      loose[#loose + 1] = id
+    end
+  end
+  stranded = loose
+elseif #stranded > 0 then
+  redis.call('DEL', KEYS[6])  -- freeing first: a full server drains
+end
 for i = #stranded, 1, -1 do hand_back(KEYS[1], KEYS[3], stranded[i], now) end
 
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))

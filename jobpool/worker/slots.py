@@ -1,0 +1,175 @@
+"""The job slots of a worker with `concurrency` above 1: N threads, each running one job at a
+time on a runner (and a Redis connection) of its own, and what the worker's main thread needs
+to know of them: when a slot frees up, and which job each runs since when.
+
+Async jobs run as tasks on the worker's one event loop (see user_code.py), each awaited by the
+thread of its slot. A task past its timeout, or cancelled, is cancelled by that thread or by the
+main thread. A sync job cannot be stopped inside its thread: the main thread records its outcome
+instead (RunningJob.take_over), and the thread's own record, should the job ever end, is dropped.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import os
+import queue
+import select
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from jobpool.drivers.base import Delivery, Outcome
+from jobpool.job import Job
+from jobpool.worker.runner import JobRunner, WorkerShutdown
+
+log = logging.getLogger("jobpool.worker")
+
+
+class RunningJob:
+    """A job a slot runs, for the main thread to watch: since when, until when (its timeout),
+    and its task when it is async."""
+
+    __slots__ = ("slot", "delivery", "job", "started", "timeout", "future", "_lock", "_owner")
+
+    def __init__(self, slot: int, delivery: Delivery, job: Job, timeout: float | None):
+        self.slot = slot
+        self.delivery = delivery
+        self.job = job
+        self.started = time.monotonic()
+        self.timeout = timeout
+        self.future: concurrent.futures.Future[Any] | None = None
+        self._lock = threading.Lock()
+        self._owner: str | None = None  # who records the outcome: "thread" or "worker"
+
+    @property
+    def deadline(self) -> float | None:
+        return None if self.timeout is None else self.started + self.timeout
+
+    def attach(self, future: concurrent.futures.Future[Any]) -> None:
+        self.future = future
+
+    def settle(self) -> bool:
+        """The slot's thread records the outcome, unless the worker took it over."""
+        return self._own("thread")
+
+    def take_over(self) -> bool:
+        """The main thread records the outcome (a sync job past its timeout, or cancelled),
+        unless the slot's thread got there first."""
+        return self._own("worker")
+
+    @property
+    def taken_over(self) -> bool:
+        return self._owner == "worker"
+
+    def _own(self, who: str) -> bool:
+        with self._lock:
+            if self._owner is None:
+                self._owner = who
+            return self._owner == who
+
+
+class JobSlots:
+    """`count` threads taking jobs from the main thread. Each slot runs one job at a time; the
+    main thread hands out jobs only to free slots (`free`), and learns of finished ones through
+    a pipe it can wait on together with its signal pipe."""
+
+    def __init__(
+        self,
+        count: int,
+        make_runner: Callable[[int], JobRunner],
+        job_timeout: Callable[[Job], float | None],
+    ):
+        self.count = count
+        self.busy = 0  # jobs handed out and not yet collected (main thread only)
+        self.running: dict[int, RunningJob] = {}
+        self._make_runner = make_runner
+        self._job_timeout = job_timeout
+        self._work: queue.SimpleQueue[tuple[Delivery, bool] | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[str, Outcome | None]] = queue.SimpleQueue()
+        self._freed_r, self._freed_w = os.pipe()
+        os.set_blocking(self._freed_r, False)
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def free(self) -> int:
+        return self.count - self.busy
+
+    def start(self) -> None:
+        for slot in range(self.count):
+            thread = threading.Thread(
+                target=self._serve, args=(slot,), name=f"jobpool: job slot {slot}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, delivery: Delivery, confirm: bool) -> None:
+        self.busy += 1
+        self._work.put((delivery, confirm))
+
+    def collect(self) -> list[tuple[str, Outcome | None]]:
+        """The ids and outcomes of the jobs that ended since the last call (None: recorded by
+        the main thread), and their slots counted free again."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._freed_r, 4096)
+        ended: list[tuple[str, Outcome | None]] = []
+        while True:
+            try:
+                ended.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        self.busy -= len(ended)
+        return ended
+
+    def wait(self, timeout: float, wakeup_fd: int | None) -> None:
+        """Until a slot frees up, a signal arrives, or `timeout` seconds pass."""
+        fds = [self._freed_r] if wakeup_fd is None else [self._freed_r, wakeup_fd]
+        select.select(fds, [], [], max(0.0, timeout))
+
+    def snapshot(self) -> list[RunningJob]:
+        return list(self.running.values())
+
+    def stuck(self) -> int:
+        """Jobs whose outcome the main thread recorded while their thread still runs them."""
+        return sum(1 for job in self.snapshot() if job.taken_over)
+
+    def stop(self) -> None:
+        """Let the threads end once they finish what they run (they are daemons: a stuck one
+        does not hold the process)."""
+        for _ in self._threads:
+            self._work.put(None)
+
+    # -- the Tracker the runners call, from their threads ----------------------------------------
+
+    def job_began(self, slot: int, delivery: Delivery, job: Job) -> RunningJob:
+        running = RunningJob(slot, delivery, job, self._job_timeout(job))
+        self.running[slot] = running
+        return running
+
+    # -- each slot's thread ----------------------------------------------------------------------
+
+    def _serve(self, slot: int) -> None:
+        runner = self._make_runner(slot)
+        try:
+            while True:
+                item = self._work.get()
+                if item is None:
+                    return
+                outcome: Outcome | None = None
+                try:
+                    outcome = runner.run_one(*item)
+                    runner.flush()
+                except WorkerShutdown:  # pragma: no cover - signals reach the main thread only
+                    pass
+                except BaseException:  # noqa: BLE001 - the slot must serve on
+                    log.exception("job slot %d: unexpected error", slot)
+                finally:
+                    self.running.pop(slot, None)
+                    self._done.put((item[0].id, outcome))
+                    with contextlib.suppress(OSError):
+                        os.write(self._freed_w, b".")
+        finally:
+            with contextlib.suppress(Exception):
+                runner.session.close()

@@ -1,0 +1,261 @@
+"""A worker that runs up to `concurrency` jobs at once: sync jobs on threads, async jobs as tasks
+on one event loop (see slots.py), for work that mostly waits on the network.
+
+The main thread claims jobs (as many as the free slots, and up to `prefetch` while they are
+short), hands them to the slots, and watches them: it cancels an async job's task past its
+timeout or when qm.cancel() asks, and records a sync job that ran past its timeout or was
+cancelled, since a thread cannot be stopped. Such a worker stops claiming, lets its other jobs
+finish (for up to `graceful_timeout`), hands back what still runs without counting an attempt,
+and exits to be replaced.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import redis
+
+from jobpool import defaults
+from jobpool.drivers.base import Delivery
+from jobpool.drivers.redis.client import CONNECTION_ERRORS
+from jobpool.errors import JobTimeoutError
+from jobpool.job import Job, decode_job
+from jobpool.worker.events import WorkerEvents
+from jobpool.worker.loop import BATCH_SECONDS, CONFIRM_AFTER, IDLE_TICK, Worker
+from jobpool.worker.runner import JobRunner, job_fields
+from jobpool.worker.slots import JobSlots, RunningJob
+from jobpool.worker.user_code import UserCode
+
+if TYPE_CHECKING:
+    from jobpool.config import QueueConfig
+    from jobpool.manager import QueueManager
+
+log = logging.getLogger("jobpool.worker")
+CANCEL_CHECK_EVERY = 1.0  # seconds between looks for cancel requests, while jobs run
+
+
+class JobCancelledError(Exception):
+    """Recorded as the error of a sync job cancelled while it ran."""
+
+
+class ThreadedWorker(Worker):
+    def __init__(
+        self,
+        manager: QueueManager,
+        queue: str | None = None,
+        *,
+        concurrency: int,
+        timeout: float | None = None,
+        graceful_timeout: float = defaults.GRACEFUL_TIMEOUT,
+        worker_id: str | None = None,
+        lease: float = defaults.LEASE,
+        prefetch: int = defaults.PREFETCH,
+        events: WorkerEvents | None = None,
+    ):
+        super().__init__(
+            manager, queue, worker_id=worker_id, lease=lease, prefetch=prefetch, events=events
+        )
+        self.concurrency = concurrency
+        self.timeout = timeout  # the queue's; a job's own `timeout` wins
+        self.graceful_timeout = graceful_timeout
+        self.events.set_concurrency(concurrency)
+        self.slots = JobSlots(concurrency, self._slot_runner, self._job_timeout)
+        self._backlog: collections.deque[Delivery] = collections.deque()
+        self._holding: set[str] = set()  # claimed and not yet ended: a fetch must leave them
+        self._claimed_at = 0.0
+        self._last_collect = time.monotonic()
+        self._next_cancel_check = 0.0
+        self._leave_by: float | None = None  # a stuck job: leave by then, whatever still runs
+
+    def _make_user_code(self) -> UserCode:
+        return UserCode(threaded=True)
+
+    def _slot_runner(self, slot: int) -> JobRunner:
+        session = self.driver.session()  # a connection per thread
+        return JobRunner(
+            self.manager,
+            session,
+            self.user_code,
+            self.events,
+            self.worker_id,
+            slot=slot,
+            tracker=self.slots,
+        )
+
+    def _job_timeout(self, job: Job) -> float | None:
+        return float(getattr(job, "timeout", None) or self.timeout or 0) or None
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _take_jobs(self, max_jobs: int, burst: bool) -> int:
+        self.slots.start()
+        try:
+            while not self.stopping:
+                self._collect(max_jobs)
+                self._watch(time.monotonic())
+                if self.stopping:
+                    break
+                self._dispatch()
+                if self._backlog or not self.slots.free:
+                    self.slots.wait(self._watch_in(), self._wakeup_fd())
+                    self._drain_wakeup()
+                    continue
+                fetched = self._guarded(lambda: self._claim(self._claim_size()), max_jobs)
+                if fetched is None:
+                    continue
+                if fetched.deliveries:
+                    self._claimed_at = time.monotonic()
+                    self._backlog.extend(fetched.deliveries)
+                    self._holding.update(d.id for d in fetched.deliveries)
+                    continue
+                if burst and fetched.next_due is None and not self.slots.busy:
+                    break
+                due = IDLE_TICK if fetched.next_due is None else fetched.next_due
+                self._guarded(functools.partial(self._idle, min(due, self._watch_in())), max_jobs)
+            self._drain()
+        finally:
+            self.slots.stop()
+        return self.jobs_done
+
+    def _claim_size(self) -> int:
+        """The free slots, and while jobs are short, up to `prefetch` more to run next: about
+        BATCH_SECONDS of work per claim, as the one-job worker does."""
+        batch = int(BATCH_SECONDS / self._job_seconds)
+        return max(self.slots.free, min(self.prefetch, batch))
+
+    def _held(self) -> list[str]:
+        return list(self._holding)
+
+    def _dispatch(self) -> None:
+        waited = time.monotonic() - self._claimed_at > CONFIRM_AFTER
+        while self._backlog and self.slots.free:
+            self.slots.submit(self._backlog.popleft(), waited)
+
+    def _collect(self, max_jobs: int) -> None:
+        ended = self.slots.collect()
+        self._holding.difference_update(job_id for job_id, _ in ended)
+        if ended:
+            self.jobs_done += len(ended)
+            now = time.monotonic()
+            self._learn(len(ended), now - self._last_collect)
+            self._last_collect = now
+            self._check_stop(max_jobs)
+
+    def _drain(self) -> None:
+        """Stopping: hand back the jobs not started, let the running ones finish (the master
+        kills us past graceful_timeout; a stuck job's worker leaves by itself then)."""
+        if self._backlog:
+            self.runner.release(self.queue, [d.id for d in self._backlog])
+            self._holding.difference_update(d.id for d in self._backlog)
+            self._backlog.clear()
+        while self.slots.busy > self.slots.stuck():
+            if self._leave_by is not None and time.monotonic() >= self._leave_by:
+                log.warning(
+                    "%d job(s) still running past graceful_timeout: handed back",
+                    self.slots.busy - self.slots.stuck(),
+                    extra={"queue": self.queue},
+                )
+                return
+            self.slots.wait(self._watch_in(), self._wakeup_fd())
+            self._drain_wakeup()
+            self._collect(0)
+            self._watch(time.monotonic())
+
+    # -- watching the running jobs ----------------------------------------------------------------
+
+    def _watch_in(self) -> float:
+        """Seconds until the main thread must look at the running jobs again."""
+        now = time.monotonic()
+        due = [now + IDLE_TICK]
+        for running in self.slots.snapshot():
+            if running.deadline is not None and not running.taken_over:
+                due.append(running.deadline)
+        if self.slots.busy:
+            due.append(self._next_cancel_check)
+        if self._leave_by is not None:
+            due.append(self._leave_by)
+        return max(0.0, min(due) - now)
+
+    def _watch(self, now: float) -> None:
+        """Enforce the running jobs' timeouts, and their cancel requests once a second."""
+        running = [r for r in self.slots.snapshot() if not r.taken_over]
+        for job in running:
+            if job.deadline is not None and now >= job.deadline:
+                self._stop_job(job, JobTimeoutError(f"timeout after {job.timeout:g} s"), "timeout")
+        if running and now >= self._next_cancel_check:
+            self._next_cancel_check = now + CANCEL_CHECK_EVERY
+            for job in self._cancelled(running):
+                self._stop_job(job, JobCancelledError("cancelled while it ran"), "cancel")
+
+    def _cancelled(self, running: list[RunningJob]) -> list[RunningJob]:
+        try:
+            asked = self.driver.cancel_requests(self.queue, [r.delivery.id for r in running])
+        except (*CONNECTION_ERRORS, redis.ResponseError) as exc:
+            log.warning("cannot look for cancelled jobs (%s); will retry", exc)
+            return []
+        return [r for r in running if r.delivery.id in asked]
+
+    def _stop_job(self, job: RunningJob, error: Exception, reason: str) -> None:
+        """An async job: cancel its task (its thread records it). A sync job: record it here
+        (the timeout counts an attempt; a cancel ends it cancelled), then leave to be replaced
+        once the other jobs finish, since its thread cannot be stopped."""
+        future = job.future
+        if future is not None:
+            if reason == "cancel":
+                future.cancel()  # past a timeout, the thread cancels it (user_code.call_timed)
+            return
+        if not job.take_over():
+            return  # it ended just now
+        fields = job_fields(job.delivery)
+        log.error(
+            "%s: a job thread cannot be stopped, so this worker takes no more jobs and is "
+            "replaced once its other jobs end",
+            error,
+            extra=fields,
+        )
+        try:
+            fresh = decode_job(job.delivery.body)  # the running object is still in use
+        except Exception:  # noqa: BLE001 - it decoded once; be safe anyway
+            fresh = None
+        took = time.monotonic() - job.started
+        outcome = self.runner.record_failure(job.delivery, fresh, error, took=took)
+        self.runner.flush()
+        self.events.job_finished(job.delivery, outcome, job.slot)
+        if not self.stopping:
+            self.stopping = True
+            self.stopped_because = reason
+            self._leave_by = time.monotonic() + self.graceful_timeout
+
+
+def make_worker(
+    manager: QueueManager,
+    qcfg: QueueConfig,
+    *,
+    worker_id: str | None = None,
+    events: WorkerEvents | None = None,
+) -> Worker:
+    """The worker a queue's settings ask for: one job at a time, or `concurrency` at once."""
+    if qcfg.concurrency == 1:
+        return Worker(
+            manager,
+            qcfg.name,
+            worker_id=worker_id,
+            lease=qcfg.lease,
+            prefetch=qcfg.prefetch,
+            events=events,
+        )
+    return ThreadedWorker(
+        manager,
+        qcfg.name,
+        concurrency=qcfg.concurrency,
+        timeout=qcfg.timeout,
+        graceful_timeout=qcfg.graceful_timeout,
+        worker_id=worker_id,
+        lease=qcfg.lease,
+        prefetch=qcfg.prefetch,
+        events=events,
+    )
