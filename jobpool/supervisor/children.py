@@ -10,6 +10,7 @@ child_main.py.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -117,6 +118,10 @@ def spawn(
     """Fork one worker that writes on `board`; returns (pid, read end of its report pipe)."""
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
+    # The master's objects go to the permanent generation before the fork: a collection in the
+    # child then never writes to their pages, which stay shared instead of being copied into
+    # each worker (the advice of the gc module's documentation for prefork servers).
+    gc.freeze()
     with sigq.blocked():
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child; measured by the supervisor tests

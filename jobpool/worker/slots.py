@@ -26,6 +26,8 @@ from jobpool.job import Job
 from jobpool.worker.runner import JobRunner, WorkerShutdown
 
 log = logging.getLogger("jobpool.worker")
+# A job that waited longer than this since its claim has its begin confirmed before it runs.
+CONFIRM_AFTER = 0.1
 
 
 class RunningJob:
@@ -72,9 +74,10 @@ class RunningJob:
 
 
 class JobSlots:
-    """`count` threads taking jobs from the main thread. Each slot runs one job at a time; the
-    main thread hands out jobs only to free slots (`free`), and learns of finished ones through
-    a pipe it can wait on together with its signal pipe."""
+    """`count` threads taking jobs from one local queue, which the main thread keeps filled
+    with claimed jobs (a few more than the threads, so that a thread that ends a job starts the
+    next at once). Each slot runs one job at a time; the main thread learns of finished ones
+    through a pipe it can wait on together with its signal pipe."""
 
     def __init__(
         self,
@@ -87,7 +90,7 @@ class JobSlots:
         self.running: dict[int, RunningJob] = {}
         self._make_runner = make_runner
         self._job_timeout = job_timeout
-        self._work: queue.SimpleQueue[tuple[Delivery, bool] | None] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple[Delivery, float] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[str, Outcome | None]] = queue.SimpleQueue()
         self._freed_r, self._freed_w = os.pipe()
         os.set_blocking(self._freed_r, False)
@@ -95,6 +98,7 @@ class JobSlots:
 
     @property
     def free(self) -> int:
+        """Threads with no job to run (negative: jobs waiting for a thread)."""
         return self.count - self.busy
 
     def start(self) -> None:
@@ -105,9 +109,22 @@ class JobSlots:
             thread.start()
             self._threads.append(thread)
 
-    def submit(self, delivery: Delivery, confirm: bool) -> None:
+    def submit(self, delivery: Delivery, claimed_at: float) -> None:
         self.busy += 1
-        self._work.put((delivery, confirm))
+        self._work.put((delivery, claimed_at))
+
+    def take_back(self) -> list[Delivery]:
+        """The jobs no thread has taken yet, taken out of the local queue (to hand back)."""
+        taken: list[Delivery] = []
+        while True:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                taken.append(item[0])
+        self.busy -= len(taken)
+        return taken
 
     def collect(self) -> list[tuple[str, Outcome | None]]:
         """The ids and outcomes of the jobs that ended since the last call (None: recorded by
@@ -157,9 +174,13 @@ class JobSlots:
                 item = self._work.get()
                 if item is None:
                     return
+                delivery, claimed_at = item
+                # A job that waited in the local queue has its begin confirmed, so that a
+                # cancel that came meanwhile is seen (see CONFIRM_AFTER).
+                confirm = time.monotonic() - claimed_at > CONFIRM_AFTER
                 outcome: Outcome | None = None
                 try:
-                    outcome = runner.run_one(*item)
+                    outcome = runner.run_one(delivery, confirm)
                     runner.flush()
                 except WorkerShutdown:  # pragma: no cover - signals reach the main thread only
                     pass
@@ -167,7 +188,7 @@ class JobSlots:
                     log.exception("job slot %d: unexpected error", slot)
                 finally:
                     self.running.pop(slot, None)
-                    self._done.put((item[0].id, outcome))
+                    self._done.put((delivery.id, outcome))
                     with contextlib.suppress(OSError):
                         os.write(self._freed_w, b".")
         finally:

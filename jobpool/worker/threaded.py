@@ -1,17 +1,16 @@
 """A worker that runs up to `concurrency` jobs at once: sync jobs on threads, async jobs as tasks
 on one event loop (see slots.py), for work that mostly waits on the network.
 
-The main thread claims jobs (as many as the free slots, and up to `prefetch` while they are
-short), hands them to the slots, and watches them: it cancels an async job's task past its
-timeout or when qm.cancel() asks, and records a sync job that ran past its timeout or was
-cancelled, since a thread cannot be stopped. Such a worker stops claiming, lets its other jobs
-finish (for up to `graceful_timeout`), hands back what still runs without counting an attempt,
-and exits to be replaced.
+The main thread claims jobs (as many as the free slots, and up to `prefetch` more while they
+are short), puts them on the slots' local queue, and watches them: it cancels an async job's
+task past its timeout or when qm.cancel() asks, and records a sync job that ran past its
+timeout or was cancelled, since a thread cannot be stopped. Such a worker stops claiming, lets
+its other jobs finish (for up to `graceful_timeout`), hands back what still runs without
+counting an attempt, and exits to be replaced.
 """
 
 from __future__ import annotations
 
-import collections
 import functools
 import logging
 import time
@@ -20,12 +19,11 @@ from typing import TYPE_CHECKING
 import redis
 
 from jobpool import defaults
-from jobpool.drivers.base import Delivery
 from jobpool.drivers.redis.client import CONNECTION_ERRORS
 from jobpool.errors import JobTimeoutError
 from jobpool.job import Job, decode_job
 from jobpool.worker.events import WorkerEvents
-from jobpool.worker.loop import BATCH_SECONDS, CONFIRM_AFTER, IDLE_TICK, Worker
+from jobpool.worker.loop import BATCH_SECONDS, IDLE_TICK, Worker
 from jobpool.worker.runner import JobRunner, job_fields
 from jobpool.worker.slots import JobSlots, RunningJob
 from jobpool.worker.user_code import UserCode
@@ -64,9 +62,7 @@ class ThreadedWorker(Worker):
         self.graceful_timeout = graceful_timeout
         self.events.set_concurrency(concurrency)
         self.slots = JobSlots(concurrency, self._slot_runner, self._job_timeout)
-        self._backlog: collections.deque[Delivery] = collections.deque()
         self._holding: set[str] = set()  # claimed and not yet ended: a fetch must leave them
-        self._claimed_at = 0.0
         self._last_collect = time.monotonic()
         self._next_cancel_check = 0.0
         self._leave_by: float | None = None  # a stuck job: leave by then, whatever still runs
@@ -99,21 +95,25 @@ class ThreadedWorker(Worker):
                 self._watch(time.monotonic())
                 if self.stopping:
                     break
-                self._dispatch()
-                if self._backlog or not self.slots.free:
+                want = self._claim_size()
+                if not want:
                     self.slots.wait(self._watch_in(), self._wakeup_fd())
                     self._drain_wakeup()
                     continue
-                fetched = self._guarded(lambda: self._claim(self._claim_size()), max_jobs)
+                fetched = self._guarded(functools.partial(self._claim, want), max_jobs)
                 if fetched is None:
                     continue
                 if fetched.deliveries:
-                    self._claimed_at = time.monotonic()
-                    self._backlog.extend(fetched.deliveries)
-                    self._holding.update(d.id for d in fetched.deliveries)
+                    claimed_at = time.monotonic()
+                    for delivery in fetched.deliveries:
+                        self._holding.add(delivery.id)
+                        self.slots.submit(delivery, claimed_at)
                     continue
-                if burst and fetched.next_due is None and not self.slots.busy:
-                    break
+                if burst and fetched.next_due is None:
+                    if not self.slots.busy:
+                        break
+                    self.slots.wait(self._watch_in(), self._wakeup_fd())
+                    continue
                 due = IDLE_TICK if fetched.next_due is None else fetched.next_due
                 self._guarded(functools.partial(self._idle, min(due, self._watch_in())), max_jobs)
             self._drain()
@@ -122,18 +122,18 @@ class ThreadedWorker(Worker):
         return self.jobs_done
 
     def _claim_size(self) -> int:
-        """The free slots, and while jobs are short, up to `prefetch` more to run next: about
-        BATCH_SECONDS of work per claim, as the one-job worker does."""
-        batch = int(BATCH_SECONDS / self._job_seconds)
-        return max(self.slots.free, min(self.prefetch, batch))
+        """How many jobs to claim now, 0 for none: the threads are kept supplied with jobs
+        to start at once, while jobs are short up to `prefetch` more than the threads (about
+        BATCH_SECONDS of work per claim, as the one-job worker does). A claim is made when a
+        thread is free, or when half of that extra supply is used up."""
+        extra = min(self.prefetch, int(BATCH_SECONDS / self._job_seconds))
+        room = self.slots.count + extra - self.slots.busy
+        if self.slots.free > 0 or room >= max(1, extra // 2):
+            return max(room, 0)
+        return 0
 
     def _held(self) -> list[str]:
         return list(self._holding)
-
-    def _dispatch(self) -> None:
-        waited = time.monotonic() - self._claimed_at > CONFIRM_AFTER
-        while self._backlog and self.slots.free:
-            self.slots.submit(self._backlog.popleft(), waited)
 
     def _collect(self, max_jobs: int) -> None:
         ended = self.slots.collect()
@@ -148,10 +148,10 @@ class ThreadedWorker(Worker):
     def _drain(self) -> None:
         """Stopping: hand back the jobs not started, let the running ones finish (the master
         kills us past graceful_timeout; a stuck job's worker leaves by itself then)."""
-        if self._backlog:
-            self.runner.release(self.queue, [d.id for d in self._backlog])
-            self._holding.difference_update(d.id for d in self._backlog)
-            self._backlog.clear()
+        waiting = self.slots.take_back()
+        if waiting:
+            self.runner.release(self.queue, [d.id for d in waiting])
+            self._holding.difference_update(d.id for d in waiting)
         while self.slots.busy > self.slots.stuck():
             if self._leave_by is not None and time.monotonic() >= self._leave_by:
                 log.warning(
