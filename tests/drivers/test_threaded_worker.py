@@ -4,12 +4,14 @@ stops one job and no other; a fetch never takes back the jobs a worker runs."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
-from job_functions import whoami
+from job_functions import log_after, whoami
 from jobs import AsyncOverlap, AsyncSleep, Linger, Overlap, Stuck, runs, windows
 
+from jobpool.log import JobContextFilter
 from jobpool.worker.threaded import ThreadedWorker
 
 
@@ -151,3 +153,24 @@ def test_a_fetch_leaves_the_jobs_a_worker_holds_and_hands_back_the_rest(qm):
     again = session.fetch("default", "w1", count=1).deliveries
     assert [d.id for d in again] == [first]
     assert third not in [d.id for d in again]
+
+
+def test_log_lines_carry_the_job_of_their_own_thread(qm):
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Keep()
+    handler.addFilter(JobContextFilter())
+    logger = logging.getLogger("userapp.emails")
+    logger.addHandler(handler)
+    try:
+        ids = {log_after.push(f"message {i}", 0.2, manager=qm): f"message {i}" for i in range(8)}
+        run_burst(qm, 8)
+    finally:
+        logger.removeHandler(handler)
+    assert len(seen) == 8
+    assert {r.getMessage(): r.job_id for r in seen} == {m: i for i, m in ids.items()}
+    assert {r.job for r in seen} == {"log_after"}

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 from helpers import REPO, SUPPORT, RedisServer, blocked_in, wait_until
-from jobs import HoldGIL, KillSelf, Record, Sleep, SlowFirst, hold_gil, runs
+from jobs import HoldGIL, KillSelf, Overlap, Record, Sleep, SlowFirst, hold_gil, runs, windows
 
 from jobpool import QueueManager, exitcodes
 
@@ -48,7 +48,11 @@ class Workers:
         return path
 
     def start(
-        self, config: Path | None = None, queue: str = QUEUE, redis_wait: float = 30
+        self,
+        config: Path | None = None,
+        queue: str = QUEUE,
+        redis_wait: float = 30,
+        extra: tuple[str, ...] = (),
     ) -> subprocess.Popen[bytes]:
         config = config or self.config()
         env = {k: v for k, v in os.environ.items() if k not in _CONFIG_ENV}
@@ -66,6 +70,7 @@ class Workers:
                     str(config),
                     "--redis-wait",
                     str(redis_wait),
+                    *extra,
                 ],
                 cwd=SUPPORT,
                 env=env,
@@ -174,6 +179,21 @@ def test_pushed_jobs_are_completed_by_the_worker_process(workers, redis_qm, tmp_
         assert record["attempts"] == 1
         assert runs(tmp_path / f"out{i}") == [f"job{i}"]
     assert worker.poll() is None, workers.stderr(worker)
+
+
+def test_concurrency_option_runs_jobs_at_once_and_a_drain_finishes_them(
+    workers, redis_qm, tmp_path
+):
+    worker = workers.start(extra=("--concurrency", "4"))
+    path = tmp_path / "windows"
+    ids = redis_qm.push_many([Overlap(str(path), 1.0) for _ in range(4)], QUEUE)
+    wait_until(lambda: len(lines(path, "start:")) == 4, 10, message="4 jobs running at once")
+    assert "busy 4/4" in title(worker.pid)
+    worker.send_signal(signal.SIGTERM)
+    assert workers.wait_exit(worker) == 0, workers.stderr(worker)
+    assert [status(redis_qm, i)["status"] for i in ids] == ["completed"] * 4
+    rows = windows(path)
+    assert max(r[2] for r in rows) < min(r[3] for r in rows)
 
 
 # -- signals -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any
 
 from jobpool import Job, current_job, current_manager, job
@@ -123,3 +124,10 @@ class WhoAmI(Job):
 
         with open(self.path, "w") as f:
             json.dump(_whoami(), f)
+
+
+@job
+def log_after(message: str, seconds: float) -> None:
+    """Waits, then logs through a logger of its own: many at once on a threaded worker."""
+    time.sleep(seconds)
+    logging.getLogger("userapp.emails").warning("%s", message)
