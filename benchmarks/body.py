@@ -1,6 +1,7 @@
 """What every benchmarked job does, the same for each system: one small write to Redis.
 
-Each process makes its own client on first use (after any fork), from $BENCH_REDIS_URL.
+Each process makes its own client on first use (after any fork), from $BENCH_REDIS_URL; threads
+share it (redis-py's client takes a connection from its pool for each command).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import time
 
 import redis
 
-COUNTER = "bench:counter"  # A: INCR per job
+COUNTER = "bench:counter"  # A and G: INCR per job
 LATENCY = "bench:latency"  # B: seconds from push to start, per job
 LATENESS = "bench:lateness"  # C: seconds from due time to start, per job (negative: early)
 
@@ -38,3 +39,9 @@ def picked_up(pushed_at: float) -> None:
 def ran_at_due(due: float) -> None:
     started = time.time()
     client().rpush(LATENESS, started - due)
+
+
+def io_wait(seconds: float) -> None:
+    """Workload G: wait as a call to a slow service would (the GIL released), then one INCR."""
+    time.sleep(seconds)
+    client().incr(COUNTER)

@@ -16,7 +16,7 @@ JOBPOOL, RAW, PEER = "#d62728", "#7f7f7f", "#1f77b4"
 
 
 def _colour(name: str) -> str:
-    return {"jobpool": JOBPOOL, "raw": RAW}.get(name, PEER)
+    return JOBPOOL if name.startswith("jobpool") else RAW if name == "raw" else PEER
 
 
 def _bars(ax, by_system: dict[str, list], title: str, unit: str, log: bool = False) -> None:

@@ -55,6 +55,26 @@ class Group:
                 continue
         return out
 
+    def tree_memory(self) -> dict[str, float]:
+        """Workload G: {"uss": ..., "rss": ..., "procs": n}, the USS and the RSS (MB) added up
+        over every process started and all their descendants (masters included). The RSS sum
+        counts each shared page once per process that maps it; the USS sum counts none twice."""
+        uss = rss = 0.0
+        count = 0
+        for proc in self.procs:
+            try:
+                top = psutil.Process(proc.pid)
+                tree = [top, *top.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for each in tree:
+                try:
+                    info = each.memory_full_info()
+                except psutil.NoSuchProcess:
+                    continue
+                uss, rss, count = uss + info.uss / MB, rss + info.rss / MB, count + 1
+        return {"uss": uss, "rss": rss, "procs": count}
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM to each group (a drain, for those that have one), SIGKILL what is left."""
         for proc in self.procs:

@@ -7,6 +7,7 @@ JSON line. Commands:
     bulk N          push N tiny jobs with the system's bulk API; {"seconds": ...} ({} if none)
     latency N RATE  push N jobs at RATE per second, each carrying the time of its push
     delayed N       push N jobs due evenly over now+2 s .. now+4 s, each carrying its due time
+    io N SECONDS    push N I/O-bound jobs (workload G), each waiting SECONDS before its INCR
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Client(Protocol):
     def push_incr_bulk(self, n: int) -> bool: ...  # False: the system has no bulk API
     def push_latency(self, pushed_at: float) -> None: ...
     def push_at(self, due: float) -> None: ...
+    def push_io(self, seconds: float) -> None: ...
 
 
 def _timed(step, n: int) -> float:
@@ -68,6 +70,9 @@ def run(client: Client, argv: list[str] | None = None) -> None:
         _latency(client, n, float(argv[2]))
     elif command == "delayed":
         out["push_seconds"] = _delayed(client, n)
+    elif command == "io":
+        seconds = float(argv[2])
+        out["seconds"] = _timed(lambda k: [client.push_io(seconds) for _ in range(k)], n)
     else:
         raise SystemExit(f"unknown command {command!r}")
     print(json.dumps(out), flush=True)

@@ -48,7 +48,12 @@ class RedisServer:
                 time.sleep(0.02)
 
     def version(self) -> str:
-        return redis.Redis.from_url(self.url).info("server")["redis_version"]
+        """'Valkey 9.1.2', or Redis's bare version ('7.0.15'). Valkey's INFO also carries a
+        redis_version, the Redis it is compatible with (7.2.4), which is not what runs."""
+        info = redis.Redis.from_url(self.url).info("server")
+        if info.get("server_name") == "valkey":
+            return f"Valkey {info['valkey_version']}"
+        return str(info["redis_version"])
 
     def stop(self) -> None:
         if self.proc is None:

@@ -40,17 +40,26 @@ def ratios(runs: dict[int, dict], base: dict[int, dict], field: str) -> list[flo
     return out
 
 
-def best_peer_ratios(a: dict[str, dict[int, dict]], field: str) -> tuple[list[float], list]:
+def best_peer_ratios(
+    a: dict[str, dict[int, dict]], field: str | Callable[[dict], float | None]
+) -> tuple[list[float], list]:
     """Per run: jobpool's figure over the best peer's of that run, and which peer that was."""
+    get = field if callable(field) else (lambda r: r.get(field))
     out, winners = [], []
     for rep, rec in a.get("jobpool", {}).items():
-        peers = [(a[p][rep].get(field) or 0, p) for p in PEER_NAMES if rep in a.get(p, {})]
-        if peers and rec.get(field) is not None:
+        peers = [(get(a[p][rep]) or 0, p) for p in PEER_NAMES if rep in a.get(p, {})]
+        mine = get(rec)
+        if peers and mine is not None:
             best, name = max(peers)
             if best:
-                out.append(rec[field] / best)
+                out.append(mine / best)
                 winners.append(name)
     return out, winners
+
+
+def fn_ratios(a: dict[str, dict[int, dict]], field: str) -> list[float]:
+    """Per run: the `@job` function's figure (jobpool-fn) over the Job class's (jobpool)."""
+    return ratios(a.get("jobpool-fn", {}), a.get("jobpool", {}), field)
 
 
 def worst(mem_field: str, key: str) -> Callable[[dict], float | None]:
@@ -173,8 +182,10 @@ def redis_benchmark_table(records: Records) -> str | None:
 # -- targets ---------------------------------------------------------------------------------
 
 
-def verdicts(main: Records, growth: Records | None) -> list[tuple[str, str, bool | None]]:
-    """(target, measured, met) for each target that the results cover."""
+def verdicts(
+    main: Records, growth: Records | None, io: Records | None = None
+) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each target that the results cover; `io`: workload G's."""
     a, b, c = by_key(main, "A"), by_key(main, "B"), by_key(main, "C")
     jp = a.get("jobpool", {})
     out: list[tuple[str, str, bool | None]] = []
@@ -195,6 +206,13 @@ def verdicts(main: Records, growth: Records | None) -> list[tuple[str, str, bool
         lambda v: v >= 1.5,
         "×",
     )
+    if "jobpool-fn" in a:
+        check(
+            "@job function processing ≥ 0.95× a Job class's",
+            fn_ratios(a, "processing_per_s"),
+            lambda v: v >= 0.95,
+            "×",
+        )
     check("pickup p99 ≤ 2 ms", values(b.get("jobpool", {}), "p99_ms"), lambda v: v <= 2, " ms")
     check(
         "delayed lateness p99 ≤ 10 ms",
@@ -239,12 +257,19 @@ def verdicts(main: Records, growth: Records | None) -> list[tuple[str, str, bool
 
         for what, vals in flatness(growth).items():
             check(f"{what}: within 1.5× of 10^3 waiting", vals, lambda v: v <= 1.5, "×")
+    if io:
+        from benchmarks.iobound import target_figures
+
+        for name, vals, goal, text, pending in target_figures(io):
+            check(name, vals, goal, text)
+            if pending:  # measured, but not on the setup the target is about
+                out[-1] = (name, f"{out[-1][1]}; {pending}", None)
     return out
 
 
-def verdict_table(main: Records, growth: Records | None) -> str:
+def verdict_table(main: Records, growth: Records | None, io: Records | None = None) -> str:
     mark = {True: "met", False: "**missed**", None: "not measured"}
-    rows = [[name, measured, mark[met]] for name, measured, met in verdicts(main, growth)]
+    rows = [[name, measured, mark[met]] for name, measured, met in verdicts(main, growth, io)]
     return table(["target", "jobpool measured (median (min–max))", "verdict"], rows)
 
 
@@ -257,6 +282,10 @@ def one_line(rec: dict) -> str:
             "push_us", "claim_us", "lpush_P1_per_s")  # fmt: skip
     parts = [f"{k}={rec[k]:,.2f}" for k in keys if isinstance(rec.get(k), (int, float))]
     label = rec.get("kind", "") + str(rec.get("level", rec.get("payload", rec.get("workers", ""))))
+    if rec["workload"] == "G":
+        label = f"{rec['wait_ms']} ms, {rec['processes']}x{rec['threads']}"
+        mem = rec.get("memory") or {}
+        parts += [f"{k}_mb={mem[k]:,.1f}" for k in ("uss", "rss") if k in mem]
     return f"{rec['workload']} {rec['system']} {label} " + " ".join(parts)
 
 
@@ -269,6 +298,10 @@ def quick(results: dict) -> str:
     for name in [n for n in a if n.startswith("jobpool@")]:
         vs, vs_push = ratios(a[name], jp, "processing_per_s"), ratios(a[name], jp, "push_per_s")
         lines.append(f"{name}/jobpool: {fmt(vs, 2)} (processing; push {fmt(vs_push, 2)})")
+    if "jobpool-fn" in a:
+        fn, fn_push = fn_ratios(a, "processing_per_s"), fn_ratios(a, "push_per_s")
+        lines.append(f"jobpool-fn/jobpool: {fmt(fn, 2)} (processing, @job function over Job "
+                     f"class; push one by one {fmt(fn_push, 2)})")  # fmt: skip
     to_raw, push = ratios(jp, raw, "processing_per_s"), ratios(jp, raw, "push_per_s")
     lines.append(f"jobpool/raw: {fmt(to_raw, 2)} (processing; push one by one {fmt(push, 2)})")
     peer, winners = best_peer_ratios(a, "processing_per_s")
@@ -279,11 +312,15 @@ def quick(results: dict) -> str:
     return "\n".join(lines)
 
 
-def terminal(results: dict, growth: bool = False) -> str:
+def terminal(results: dict, growth: bool = False, io: bool = False) -> str:
     if growth:
         from benchmarks.growth import growth_tables
 
         return growth_tables(results["records"])
+    if io:
+        from benchmarks import iobound
+
+        return iobound.terminal(results)
     records = results["records"]
     parts = [throughput_table(records), latency_table(records), memory_table(records)]
     rb = redis_benchmark_table(records)
@@ -301,6 +338,7 @@ def write_docs(docs: Path) -> None:
     from benchmarks import docs as docs_page
 
     main, growth = load(docs / "benchmarks.json"), load(docs / "benchmarks-growth.json")
+    io = load(docs / "benchmarks-io.json")
     if main is None:
         return
     charts = []
@@ -310,4 +348,4 @@ def write_docs(docs: Path) -> None:
         charts = charting.draw(main, growth, docs)
     except ImportError:  # matplotlib lives in .venv-bench only
         pass
-    (docs / "benchmarks.md").write_text(docs_page.render(main, growth, charts))
+    (docs / "benchmarks.md").write_text(docs_page.render(main, growth, charts, io))

@@ -26,6 +26,12 @@ url = "{url}"
 [pool]
 workers = {workers}
 """
+# Workload G: jobs at once in each worker process. Written only when above 1, so that the other
+# workloads run on a config any jobpool accepts.
+JOBPOOL_CONCURRENCY = """
+[queues.default]
+concurrency = {concurrency}
+"""
 
 
 class Bench:
@@ -42,9 +48,20 @@ class Bench:
         if self.verbose:
             print(message, file=sys.stderr, flush=True)
 
-    def env(self, workers: int = 2, root: Path = ROOT) -> dict[str, str]:
-        config = self.run_dir / f"jobpool-{workers}.toml"
-        config.write_text(JOBPOOL_CONFIG.format(url=self.url, workers=workers))
+    def jobpool_config(self, workers: int = 2, concurrency: int = 1) -> Path:
+        """The config `jobpool start` and jobpool's producer read: `workers` processes, each
+        running up to `concurrency` jobs at once ([queues.default] concurrency, when above 1)."""
+        text = JOBPOOL_CONFIG.format(url=self.url, workers=workers)
+        name = f"jobpool-{workers}.toml"
+        if concurrency > 1:
+            text += JOBPOOL_CONCURRENCY.format(concurrency=concurrency)
+            name = f"jobpool-{workers}x{concurrency}.toml"
+        config = self.run_dir / name
+        config.write_text(text)
+        return config
+
+    def env(self, workers: int = 2, root: Path = ROOT, concurrency: int = 1) -> dict[str, str]:
+        config = self.jobpool_config(workers, concurrency)
         env = dict(os.environ)
         for key in [k for k in env if k.startswith(("REDIS_", "QUEUE_", "JOBPOOL_"))]:
             del env[key]  # jobpool would let them override the config
@@ -73,9 +90,13 @@ class Bench:
             raise RuntimeError(f"{target.name} producer {args} failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    def start(self, target: Target, workers: int, tag: str, scheduler: bool = False) -> Group:
-        env = self.env(workers, target.root)
-        argvs = target.workers(workers, env, scheduler)
+    def start(
+        self, target: Target, workers: int, tag: str, scheduler: bool = False, threads: int = 1
+    ) -> Group:
+        """Start `workers` job-running processes of `target`, each running up to `threads` jobs
+        at once (workload G; 1 elsewhere)."""
+        env = self.env(workers, target.root, concurrency=threads)
+        argvs = target.workers(workers, env, scheduler, threads)
         log = self.run_dir / "logs" / f"{target.name}.{tag}.log"
         return Group(argvs, target.layout, env, self.run_dir, log)
 

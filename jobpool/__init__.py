@@ -20,6 +20,7 @@ from jobpool.functions import JobFunction, job
 from jobpool.job import Job
 from jobpool.manager import QueueManager
 from jobpool.worker.loop import Worker
+from jobpool.workflows import batch, chain
 
 __all__ = [
     "CurrentJob",
@@ -41,6 +42,8 @@ __all__ = [
     "UnknownJobError",
     "Worker",
     "WorkerLostError",
+    "batch",
+    "chain",
     "configure",
     "current_job",
     "current_manager",

@@ -24,6 +24,8 @@ PREFIX = "jobpool"  # the first part of every Redis key jobpool writes
 DATA_DIR = ".jobpool"  # the embedded server's directory, relative to the config file
 SOCKET_TIMEOUT = 5.0
 SSL_CERT_REQS = "required"
+WAIT_REPLICAS = 0  # durable writes off: a write is done once the primary has it
+WAIT_TIMEOUT = 1.0  # how long a durable write waits for its replicas before it is reported
 
 # -- [jobs] ------------------------------------------------------------------------------------
 COMPLETED_TTL = 86400.0  # 1 day: how long a completed job's record is kept
@@ -46,5 +48,12 @@ PRELOAD = False
 MEMORY_CHECK_INTERVAL = 1.0  # how often the master checks memory_hard_limit
 RESTART_BACKOFF_MAX = 60.0  # the longest wait before a crashing slot starts again
 
+# -- [schedules.NAME] --------------------------------------------------------------------------
+SCHEDULE_TIMEZONE = "UTC"  # the zone a cron expression is read in
+SCHEDULE_CATCH_UP = "last"  # after every master was down: run the last missed tick once
+SCHEDULE_GRACE = 60.0  # a tick claimed later than this after its time counts as missed
+SCHEDULE_RESOLVE_TIMEOUT = 60.0  # how long the master waits for its job modules to resolve
+
 # -- the CLI -----------------------------------------------------------------------------------
 REDIS_WAIT = 30.0  # how long `jobpool start` and `jobpool worker` retry an unreachable Redis
+DASHBOARD_LISTEN = "127.0.0.1:9809"  # where `jobpool dashboard` serves without [dashboard] listen

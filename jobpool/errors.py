@@ -85,6 +85,25 @@ class RedisFullError(PushError, redis.exceptions.OutOfMemoryError):
     """
 
 
+class ReplicationError(PushError):
+    """Redis stored the jobs on its primary, but fewer replicas than `[redis] wait_replicas`
+    confirmed them within `wait_timeout` (WAIT): they may or may not survive the loss of the
+    primary. `unconfirmed` lists them; pushing them again is safe for unique jobs only, so an
+    application that must not lose one checks `qm.get_job_status()` before it pushes again.
+    `replicas` is how many replicas did confirm.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        stored: Sequence[str] = (),
+        unconfirmed: Sequence[str] = (),
+        replicas: int = 0,
+    ) -> None:
+        super().__init__(message, stored, unconfirmed)
+        self.replicas = replicas
+
+
 class ResultError(JobpoolError, ValueError):
     """What a job returned cannot be stored: not JSON, or above `max_result`. The attempt fails
     with this error (and is retried like any failure)."""

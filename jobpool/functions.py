@@ -95,6 +95,11 @@ class JobFunction(Generic[P, R]):
         signature (JobEncodeError if they do not fit); not queued yet."""
         return self._job(args, kwargs)
 
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> FunctionJob:
+        """One call as a job not pushed yet, to join a `chain()` or `batch()` (a signature, as
+        Celery calls it): the same as `fn.job(...)`."""
+        return self._job(args, kwargs)
+
     def _job(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FunctionJob:
         cls = self.job_class
         try:

@@ -30,6 +30,8 @@ from jobpool.job import Job, encode_job, job_settings
 from jobpool.names import check_queue_name
 from jobpool.retry import retry_policy
 from jobpool.unique import unique_options
+from jobpool.workflows.model import Batch, Chain, Workflow
+from jobpool.workflows.plan import plan
 
 if TYPE_CHECKING:
     from jobpool.config import Config
@@ -118,7 +120,7 @@ class QueueManager:
 
     def push(
         self,
-        job: Job,
+        job: Job | Workflow,
         queue: str | None = None,
         *,
         unique_key: str | None = None,
@@ -130,7 +132,12 @@ class QueueManager:
         job holding that key is queued, delayed, retrying or processing, nothing is queued and
         that job's id is returned. A new job holds the key until it completes, fails or is
         cancelled, for at most `unique_for` seconds (default: the class's `unique_for`, 1 day).
-        `push_unique()` tells which happened."""
+        `push_unique()` tells which happened.
+
+        A `chain(...)` or `batch(...)` is stored whole in one step; its id is returned (see
+        README "Workflows"; `queue` runs all of its jobs there)."""
+        if isinstance(job, (Chain, Batch)):
+            return self._push_flow(job, queue, unique_key)
         name = self.queue_name(job, queue)
         entry = self._prepare(job, name)
         unique = unique_options(job, entry[1], unique_key, unique_for)
@@ -235,9 +242,26 @@ class QueueManager:
                 done.append(ids[index])
         return ids
 
+    def _push_flow(self, flow: Workflow, queue: str | None, unique_key: str | None) -> str:
+        if unique_key is not None:
+            raise ValueError(f"push({flow.kind}(...)): unique keys do not apply to workflows")
+        flow_plan = plan(flow, queue, self.queue_name, self._prepare)
+        self.driver.enqueue_flow(flow_plan)
+        return flow_plan.id
+
     def get_job_status(self, job_id: str) -> dict[str, Any] | None:
-        """The job's record (status, attempts, times, last error), or None if unknown/expired."""
-        return self.driver.status(job_id)
+        """The job's record (status, attempts, times, last error), or None if unknown/expired.
+        For a chain's id: its status and `steps` (id, job, status each); for a batch's: what
+        batch_status() gives."""
+        return self.driver.status(job_id) or self.driver.flow(job_id)
+
+    def batch_status(self, batch_id: str) -> dict[str, Any] | None:
+        """A batch's `status` (processing, then completed or failed), `total`, `pending`,
+        `completed`, `failed` (cancelled jobs included; also counted in `cancelled`) and
+        `progress` (0.0 to 1.0: the share that finished), its `callbacks` (id and status each),
+        or None if there is no such batch (or its record expired)."""
+        found = self.driver.flow(batch_id)
+        return found if found is not None and found.get("kind") == "batch" else None
 
     def result(self, job_id: str, timeout: float | None = None) -> Any:
         """What the job returned (its record's `result`; None if it returned nothing), waiting
@@ -256,14 +280,16 @@ class QueueManager:
 
     async def apush(
         self,
-        job: Job,
+        job: Job | Workflow,
         queue: str | None = None,
         *,
         unique_key: str | None = None,
         unique_for: float | None = None,
     ) -> str:
         """push() for async code (FastAPI, aiohttp): the same checks and unique keys, the round
-        trip awaited."""
+        trip awaited (a workflow's on a thread)."""
+        if isinstance(job, (Chain, Batch)):
+            return await asyncio.to_thread(self._push_flow, job, queue, unique_key)
         name = self.queue_name(job, queue)
         entry = self._prepare(job, name)
         unique = unique_options(job, entry[1], unique_key, unique_for)
@@ -393,6 +419,19 @@ class QueueManager:
         standalone `jobpool worker` lets it run to its end (a failure then ends it `cancelled`).
         False when there is no such job or it has finished."""
         return self.driver.cancel(job_id) is not Cancel.NOTHING
+
+    def pause(self, queue: str | None = None) -> bool:
+        """Pause a queue: its workers, on every host, finish what they run and claim nothing
+        more until resume(); pushes are still stored. False if it was paused already."""
+        return self.driver.set_paused(self.queue_name(queue=queue), True)
+
+    def resume(self, queue: str | None = None) -> bool:
+        """Let a paused queue's workers claim again (within a second). False if it was not
+        paused."""
+        return self.driver.set_paused(self.queue_name(queue=queue), False)
+
+    def is_paused(self, queue: str | None = None) -> bool:
+        return self.driver.is_paused(self.queue_name(queue=queue))
 
     def close(self) -> None:
         self.driver.close()

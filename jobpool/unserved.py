@@ -17,12 +17,9 @@ if TYPE_CHECKING:
 
 
 def served_queues(cfg: Config) -> list[str]:
-    """The queues `jobpool start` runs workers for, in config order (PoolPlan's rule)."""
-    from jobpool.supervisor.plan import (
-        PoolPlan,  # imported late: pool imports child, which imports us
-    )
-
-    return list(PoolPlan(cfg).queues())
+    """The queues `jobpool start` runs workers for (those its workers serve), in config
+    order."""
+    return cfg.served_queues()
 
 
 def unserved_job_warnings(cfg: Config) -> list[str]:
@@ -44,7 +41,7 @@ def unserved_job_warnings(cfg: Config) -> list[str]:
 def warns_here(cfg: Config, queue: str, index: int) -> bool:
     """True for the one worker that logs the warnings when every worker imports the job
     modules itself (no preload): the first slot of the first queue."""
-    return index == 0 and queue == served_queues(cfg)[0]
+    return index == 0 and queue == next(iter(cfg.queues), cfg.default_queue)
 
 
 def _job_classes() -> Iterator[type[Job]]:

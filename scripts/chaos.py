@@ -19,15 +19,25 @@ classified from its status record and the queue's keys:
 - run twice: completed by more than one run; each is explained when every run before the
   last was made by a worker this script killed (it died before its ack: at-least-once).
 
+With `--sentinel` the Redis is a Sentinel deployment instead (tests/support/sentinel.py: a
+primary, a replica and three sentinels on loopback ports, Debian's redis-server and
+redis-sentinel), jobpool reaches it through the sentinels with `wait_replicas = 1`, and the
+faults are two `SENTINEL FAILOVER`s and one SIGKILL of the primary (besides the worker kills;
+no master kill, no restart in place). A job run twice is then also explained when its earlier
+run ended near a failover (its outcome was not yet replicated); those are counted per failover,
+and the time workers took to reach the new primary (reconnect) is measured from the pool's own
+log: the last "redis unreachable" or refusal line after each failover.
+
 The run passes with nothing lost, stuck, still queued, failed unexpectedly or run twice without a
-kill to explain it. `scripts/chaos --help` lists the knobs; tests/processes/test_chaos.py runs a
-small one.
+kill or a failover to explain it. `scripts/chaos --help` lists the knobs; tests/processes/
+test_chaos.py runs a small one (test_sentinel_chaos.py a small Sentinel one).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import random
@@ -47,6 +57,7 @@ import redis
 
 from jobpool import Job, QueueManager, current_manager, defaults
 from jobpool.drivers.redis.embedded import find_redis_server
+from jobpool.errors import ReplicationError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent
@@ -71,14 +82,32 @@ def _patiently(step: Callable[[], T], limit: float = 60.0) -> T:
             time.sleep(0.1)
 
 
+def _replicated(client: redis.Redis, write: Callable[[], T]) -> T:
+    """`write`, then WAIT for a replica; without one in time (a primary cut off by a failover),
+    reconnect and write again, so that a run is recorded where the queue goes on."""
+    while True:
+        value = write()
+        if int(client.execute_command("WAIT", 1, 1000)) >= 1:
+            return value
+        client.connection_pool.disconnect()
+
+
 class ChaosJob(Job, name="chaos.job"):
     """Records each run; fails its first `fail_first` runs (all of them when `doomed`)."""
 
     max_tries = 12  # room for the designed failures plus a few deaths
     retry_delay = 0.1
 
-    def __init__(self, key: str, work: float, fail_first: int = 0, doomed: bool = False):
+    def __init__(
+        self,
+        key: str,
+        work: float,
+        fail_first: int = 0,
+        doomed: bool = False,
+        durable: bool = False,
+    ):
         self.key, self.work, self.fail_first, self.doomed = key, work, fail_first, doomed
+        self.durable = durable  # record runs only once a replica has them (Sentinel runs)
 
     def handle(self) -> None:
         client = current_manager().driver.client
@@ -87,7 +116,10 @@ class ChaosJob(Job, name="chaos.job"):
         ok = not self.doomed and tries > self.fail_first
         token = f"{self.key}|{os.getpid()}.{os.urandom(4).hex()}"
         value = f"{os.getpid()}|{'ok' if ok else 'fail'}|{time.time():.6f}"
-        _patiently(lambda: client.hset(RUNS, token, value))
+        if self.durable:
+            _patiently(lambda: _replicated(client, lambda: client.hset(RUNS, token, value)))
+        else:
+            _patiently(lambda: client.hset(RUNS, token, value))
         time.sleep(self.work / 2)  # a kill now makes the run count but not the ack
         if not ok:
             raise RuntimeError(f"run {tries} of {self.key} fails on purpose")
@@ -128,6 +160,45 @@ class AofRedis:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+class SentinelRedis:
+    """A primary, a replica and three sentinels (tests/support/sentinel.py); jobpool reaches
+    the primary through the sentinels, and follows it across the failovers of the run."""
+
+    def __init__(self, workdir: Path):
+        sys.path.insert(0, str(ROOT / "tests" / "support"))
+        from sentinel import SentinelSet
+
+        self.set = SentinelSet(workdir)
+        self.url = self.set.url
+
+    def start(self) -> None:
+        self.set.start()
+
+    def kill(self) -> None:
+        self.set.stop()
+
+    def fail_over(self, kill: bool, began: float) -> float:
+        """SENTINEL FAILOVER (or SIGKILL of the primary); seconds from `began` until the new
+        primary accepts writes (the rest of the set heals after that)."""
+        served: list[float] = []
+        self.set.on_new_primary = lambda: served.append(time.monotonic())
+        if kill:
+            self.set.kill_primary()
+        else:
+            self.set.failover()
+        return served[0] - began
+
+    def first_run_after(self, began: float, limit: float = 30.0) -> float:
+        """Seconds from `began` until a job run is recorded on the new primary: the workers
+        (and the jobs' own client) reached it."""
+        with self.set.primary() as primary:
+            before = int(primary.hlen(RUNS))
+            deadline = time.monotonic() + limit
+            while int(primary.hlen(RUNS)) <= before and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return time.monotonic() - began
 
 
 class Master:
@@ -217,6 +288,7 @@ class Plan:
     lease: float = 3.0
     finish_timeout: float = 120.0  # after the faults, how long the pool may take to finish
     seed: int | None = None
+    sentinel: bool = False  # a Sentinel deployment, failed over twice and killed once
 
 
 @dataclass
@@ -237,6 +309,12 @@ class Result:
     worker_kills: int = 0
     master_kills: int = 0
     redis_restarts: int = 0
+    failovers: list[str] = field(default_factory=list)  # "SENTINEL FAILOVER" or "SIGKILL"
+    failover_seconds: list[float] = field(default_factory=list)  # until the new primary served
+    reconnect_seconds: list[float] = field(default_factory=list)  # until workers wrote again
+    by_failover: int = 0  # run twice: the earlier run ended just before a failover
+    unconfirmed_pushes: int = 0  # pushes that raised ReplicationError (stored on the primary)
+    worker_replacements: int = 0  # workers that exited for another reason than our kills
     seconds: float = 0.0
     workdir: str = ""
 
@@ -256,11 +334,22 @@ class Result:
             return f"{len(ids)}" + (f"  e.g. {', '.join(ids[:3])}" if ids else "")
 
         kinds = ", ".join(f"{n} {k}" for k, n in self.kinds.items())
+        if self.failovers:
+            faults = (
+                f"{self.worker_kills} workers SIGKILLed; failovers: {', '.join(self.failovers)} "
+                f"(new primary serving after {_seconds(self.failover_seconds)}; workers "
+                f"writing to it again after {_seconds(self.reconnect_seconds)}); workers "
+                f"replaced for other reasons: {self.worker_replacements}"
+            )
+        else:
+            faults = (
+                f"{self.worker_kills} workers SIGKILLed; master and its "
+                f"workers SIGKILLed {self.master_kills}x and restarted; redis-server SIGKILLed "
+                f"{self.redis_restarts}x and restarted (AOF, appendfsync always)"
+            )
         rows = [
             f"chaos run: {self.seconds:.1f} s, workdir {self.workdir}",
-            f"  faults                {self.worker_kills} workers SIGKILLed; master and its "
-            f"workers SIGKILLed {self.master_kills}x and restarted; redis-server SIGKILLed "
-            f"{self.redis_restarts}x and restarted (AOF, appendfsync always)",
+            f"  faults                {faults}",
             f"  pushed                {self.pushed}  ({kinds})",
             f"  completed             {self.completed}",
             f"  failed as designed    {self.failed_as_designed}",
@@ -270,10 +359,16 @@ class Result:
             f"  still queued          {show(self.still_queued)}",
             f"  completed, no run     {show(self.completed_without_a_run)}",
             f"  run twice             {self.run_twice}  ({self.explained} explained by a worker "
-            f"killed before its ack, {len(self.unexplained)} unexplained"
+            f"killed before its ack, {self.by_failover} by a failover before its outcome was "
+            f"replicated, {len(self.unexplained)} unexplained"
             + (f": {', '.join(self.unexplained[:3])}" if self.unexplained else "")
             + ")",
             f"  runs recorded         {self.runs}",
+            *(
+                [f"  pushes unreplicated   {self.unconfirmed_pushes} (ReplicationError)"]
+                if self.failovers
+                else []
+            ),
             f"result: {'PASS' if self.passed else 'FAIL'}",
         ]
         return "\n".join(rows)
@@ -282,12 +377,17 @@ class Result:
 # -- the run ---------------------------------------------------------------------------------
 
 
+def _seconds(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f} s" for v in values) or "-"
+
+
 def _config(plan: Plan, url: str) -> str:
     lines = [
         'imports = ["chaos"]',
         'log_level = "warning"',
         "[redis]",
         f"url = {json.dumps(url)}",
+        *(["wait_replicas = 1", "wait_timeout = 0.5"] if plan.sentinel else []),
         "[jobs]",
         "completed_ttl = 86400",
         "[pool]",
@@ -314,7 +414,10 @@ class ChaosRun:
         self.workdir = workdir
         self.out = out
         self.rng = random.Random(plan.seed)
-        self.redis = AofRedis(workdir)
+        self.redis: AofRedis | SentinelRedis = (
+            SentinelRedis(workdir) if plan.sentinel else AofRedis(workdir)
+        )
+        self.failover_times: list[tuple[float, float]] = []  # (began, new primary serving)
         self.config = workdir / "jobpool.toml"
         self.log_path = workdir / "master.log"
         self.killed: set[int] = set()
@@ -356,11 +459,22 @@ class ChaosRun:
         events: list[tuple[float, Callable[[], bool]]] = [
             (t, self._kill_worker) for t in kill_times
         ]
-        events += [(0.35 * d, self._kill_master), (0.6 * d, self._restart_redis)]
+        if plan.sentinel:
+            events += [
+                (0.25 * d, self._failover),
+                (0.5 * d, self._kill_primary),
+                (0.75 * d, self._failover),
+            ]
+        else:
+            events += [(0.35 * d, self._kill_master), (0.6 * d, self._restart_redis)]
         events.sort(key=lambda e: e[0])
-        t0 = time.monotonic()
+        t0, sampled = time.monotonic(), 0.0
+        seen = set(self.master.workers()) if self.master is not None else set()
         while batches or events:
             now = time.monotonic() - t0
+            if plan.sentinel and now - sampled > 0.2 and self.master is not None:
+                seen.update(self.master.workers())  # to tell workers replaced without a kill
+                sampled = now
             while batches and batches[0][0] <= now:
                 _, jobs = batches.pop(0)
                 self._push(jobs)
@@ -371,6 +485,10 @@ class ChaosRun:
                     events[0] = (now + 0.05, events[0][1])
                     events.sort(key=lambda e: e[0])
             time.sleep(0.01)
+        if plan.sentinel and self.master is not None:
+            seen.update(self.master.workers())
+            started = len(seen) - plan.workers * len(plan.queues)
+            self.result.worker_replacements = max(started - self.result.worker_kills, 0)
 
     def _batches(self) -> list[tuple[float, list[tuple[ChaosJob, float]]]]:
         """(when, [(job, delay)]) every 0.1 s of the first 80% of the duration."""
@@ -379,18 +497,19 @@ class ChaosRun:
         kinds = {"immediate": 0, "delayed": 0, "flaky": 0, "doomed": 0}
         for i in range(plan.jobs):
             work = rng.uniform(0, plan.work)
+            durable = plan.sentinel
             roll = rng.random()
             delay = 0.0
             if roll < plan.doomed:
-                job, kind = ChaosJob(f"k{i}", work, doomed=True), "doomed"
+                job, kind = ChaosJob(f"k{i}", work, doomed=True, durable=durable), "doomed"
                 job.max_tries = 2
             elif roll < plan.doomed + plan.flaky:
-                job, kind = ChaosJob(f"k{i}", work, fail_first=rng.randint(1, 3)), "flaky"
+                job, kind = ChaosJob(f"k{i}", work, rng.randint(1, 3), durable=durable), "flaky"
             elif roll < plan.doomed + plan.flaky + plan.delayed:
-                job, kind = ChaosJob(f"k{i}", work), "delayed"
+                job, kind = ChaosJob(f"k{i}", work, durable=durable), "delayed"
                 delay = rng.uniform(0.5, plan.duration / 2)
             else:
-                job, kind = ChaosJob(f"k{i}", work), "immediate"
+                job, kind = ChaosJob(f"k{i}", work, durable=durable), "immediate"
             kinds[kind] += 1
             jobs.append((job, delay))
         self.result.kinds = kinds
@@ -403,14 +522,31 @@ class ChaosRun:
         for job, delay in jobs:
             queue = self.plan.queues[int(job.key[1:]) % len(self.plan.queues)]
             if delay:
-                job_id = self.qm.later(job, delay, queue)
+                later = functools.partial(self.qm.later, job, delay, queue)
+                job_id = self._store(lambda later=later: [later()])[0]
                 self.pushed[job.key] = _Pushed(job_id, job.doomed)
             else:
                 by_queue.setdefault(queue, []).append(job)
         for queue, batch in by_queue.items():
-            for job, job_id in zip(batch, self.qm.push_many(batch, queue), strict=True):
+            ids = self._store(functools.partial(self.qm.push_many, batch, queue))
+            for job, job_id in zip(batch, ids, strict=True):
                 self.pushed[job.key] = _Pushed(job_id, job.doomed)
         self.result.pushed = len(self.pushed)
+
+    def _store(self, push: Callable[[], list[str]]) -> list[str]:
+        """Push; through Sentinel, again after a write the old primary refused (READONLY,
+        which redis-py reports as a lost connection: nothing was stored). A push that too few
+        replicas confirmed is kept: its jobs are on the primary, and counted as unconfirmed."""
+        while True:
+            try:
+                return push()
+            except ReplicationError as exc:
+                self.result.unconfirmed_pushes += len(exc.unconfirmed)
+                return [*exc.stored, *exc.unconfirmed]
+            except redis.ConnectionError as exc:
+                if not self.plan.sentinel or "now a slave" not in str(exc):
+                    raise
+                time.sleep(0.05)
 
     # -- the faults --
 
@@ -440,6 +576,25 @@ class ChaosRun:
         self.redis.start()
         self.result.redis_restarts += 1
         return True
+
+    def _failover(self, kill: bool = False) -> bool:
+        assert isinstance(self.redis, SentinelRedis)
+        began = time.monotonic()
+        wall = time.time()
+        served = self.redis.fail_over(kill, began)
+        self.failover_times.append((wall, wall + served))
+        self.result.failovers.append("SIGKILL of the primary" if kill else "SENTINEL FAILOVER")
+        self.result.failover_seconds.append(served)
+        reconnect = self.redis.first_run_after(began)
+        self.result.reconnect_seconds.append(reconnect)
+        self.out(
+            f"  {self.result.failovers[-1]}: new primary serving after {served:.2f} s, "
+            f"jobs running on it again after {reconnect:.2f} s"
+        )
+        return True
+
+    def _kill_primary(self) -> bool:
+        return self._failover(kill=True)
 
     # -- the end --
 
@@ -505,8 +660,16 @@ class ChaosRun:
             self.result.run_twice += 1
             if all(pid in self.killed for _, pid in ok[:-1]):
                 self.result.explained += 1
+            elif all(self._near_failover(t) for t, pid in ok[:-1] if pid not in self.killed):
+                self.result.by_failover += 1
             else:
                 self.result.unexplained.append(job_id)
+
+    def _near_failover(self, when: float) -> bool:
+        """True when a run ended while a failover could still undo its outcome: from a
+        wait_timeout plus a second before the failover began (not yet replicated) until the
+        new primary served (written to the old one)."""
+        return any(began - 1.5 <= when <= served + 0.5 for began, served in self.failover_times)
 
 
 def _runs(client: redis.Redis) -> dict[str, list[tuple[float, int, bool]]]:
@@ -551,6 +714,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed, to replay a run")
     parser.add_argument("--keep", action="store_true", help="keep the workdir (logs, AOF)")
+    parser.add_argument(
+        "--sentinel",
+        action="store_true",
+        help="a Sentinel deployment, wait_replicas = 1, two failovers and a primary SIGKILL",
+    )
     args = parser.parse_args(argv)
     plan = Plan(
         jobs=args.jobs,
@@ -559,11 +727,17 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         duration=args.duration,
         seed=args.seed,
+        sentinel=args.sentinel,
+    )
+    faults = (
+        "2 SENTINEL FAILOVERs and 1 SIGKILL of the primary (wait_replicas = 1)"
+        if plan.sentinel
+        else "1 master kill, 1 redis restart"
     )
     print(
         f"chaos: {plan.jobs} jobs on {len(plan.queues)} queues x {plan.workers} workers "
         f"(concurrency {plan.concurrency} on {plan.queues[0]}), "
-        f"{plan.kills} worker kills, 1 master kill, 1 redis restart over {plan.duration:g} s",
+        f"{plan.kills} worker kills, {faults} over {plan.duration:g} s",
         flush=True,
     )
     with _workdir(keep=args.keep) as tmp:

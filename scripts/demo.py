@@ -1,4 +1,4 @@
-"""The Quickstart demo: jobpool on etc/jobpool.toml with embedded Redis.
+"""The Quickstart demo: jobpool on etc/jobpool.toml with the embedded server (Valkey).
 
 Starts `jobpool start`, pushes three example jobs (one that succeeds, one that retries then
 fails, one delayed that pushes a follow-up), prints each status change, then drains the pool.
@@ -27,7 +27,8 @@ def main() -> int:
     server = EmbeddedRedis(cfg.redis.data_dir)
     started_redis = server.ensure()
     log_path = cfg.redis.data_dir / "demo-master.log"
-    print(f"embedded Redis: {server.url} ({'started' if started_redis else 'already running'})")
+    state = "started" if started_redis else "already running"
+    print(f"embedded server: {server.running_server()} on {server.url} ({state})")
     with open(log_path, "w") as log:
         master = subprocess.Popen(
             [sys.executable, "-m", "jobpool.cli", "start", "-c", str(CONFIG)], stderr=log
@@ -42,7 +43,7 @@ def main() -> int:
         print("master log:\n  " + log_path.read_text().strip().replace("\n", "\n  "))
         if started_redis:
             server.stop()
-            print("embedded Redis stopped (its AOF keeps any queued job for the next run)")
+            print("embedded server stopped (its AOF keeps any queued job for the next run)")
 
 
 def watch(qm: QueueManager, master: subprocess.Popen) -> int:

@@ -1,8 +1,8 @@
 """arq (asyncio; its own virtualenv, for its redis-py pin): functions, worker and producer.
 
-`python -m benchmarks.systems.arq_app worker` runs one worker process (arq's defaults: up to 10 jobs
-at once, results kept 1 h) with WARNING logging; any other command is the producer, whose loops
-are the same as benchmarks.producer's, written with await.
+`python -m benchmarks.systems.arq_app worker [MAX_JOBS]` runs one worker process (arq's defaults:
+up to 10 jobs at once, results kept 1 h) with WARNING logging; any other command is the producer,
+whose loops are the same as benchmarks.producer's, written with await.
 """
 
 from __future__ import annotations
@@ -36,12 +36,19 @@ async def delayed(ctx, due: float) -> None:
     await ctx["redis"].rpush(LATENESS, time.time() - due)
 
 
+async def io(ctx, seconds: float) -> None:
+    """Workload G: benchmarks.body.io_wait, awaited."""
+    await asyncio.sleep(seconds)
+    await ctx["redis"].incr(COUNTER)
+
+
 class WorkerSettings:
-    functions = [incr, latency, delayed]
+    functions = [incr, latency, delayed, io]
     redis_settings = SETTINGS
 
 
-async def produce(command: str, n: int, rate: float) -> dict[str, object]:
+async def produce(command: str, n: int, arg: float) -> dict[str, object]:
+    """arg: the rate of `latency`, the wait of `io`."""
     pool = await create_pool(SETTINGS)
     out: dict[str, object] = {"command": command, "n": n}
     started = time.perf_counter()
@@ -53,7 +60,7 @@ async def produce(command: str, n: int, rate: float) -> dict[str, object]:
         next_at = time.perf_counter()
         for _ in range(n):
             await pool.enqueue_job("latency", time.time())
-            next_at += 1.0 / rate
+            next_at += 1.0 / arg  # the rate
             await asyncio.sleep(max(next_at - time.perf_counter(), 0))
     elif command == "delayed":
         base = time.time()
@@ -61,6 +68,10 @@ async def produce(command: str, n: int, rate: float) -> dict[str, object]:
             due = base + 2.0 + 2.0 * i / max(n - 1, 1)
             await pool.enqueue_job("delayed", due, _defer_by=max(due - time.time(), 0.0))
         out["push_seconds"] = time.time() - base
+    elif command == "io":
+        for _ in range(n):
+            await pool.enqueue_job("io", arg)  # the wait
+        out["seconds"] = time.perf_counter() - started
     # "bulk": arq has no bulk API; nothing to time
     await pool.aclose()
     return out
@@ -71,7 +82,9 @@ if __name__ == "__main__":
         from arq.worker import run_worker
 
         logging.basicConfig(level=logging.WARNING)
+        if len(sys.argv) > 2:  # G: jobs at once
+            WorkerSettings.max_jobs = int(sys.argv[2])
         run_worker(WorkerSettings)
     else:
-        rate = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
-        print(json.dumps(asyncio.run(produce(sys.argv[1], int(sys.argv[2]), rate))), flush=True)
+        arg = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+        print(json.dumps(asyncio.run(produce(sys.argv[1], int(sys.argv[2]), arg))), flush=True)

@@ -1,6 +1,6 @@
 """Celery: tasks and producer.
 
-Workers: celery -A benchmarks.systems.celery_app worker -c 2 -P prefork.
+Workers: celery -A benchmarks.systems.celery_app worker -c 2 -P prefork (G: -c 16 -P threads).
 
 No result backend (the tasks ignore results); acks early (Celery's default).
 """
@@ -33,6 +33,11 @@ def delayed(due: float) -> None:
     body.ran_at_due(due)
 
 
+@app.task(ignore_result=True)
+def io(seconds: float) -> None:
+    body.io_wait(seconds)
+
+
 class Client:
     def push_incr(self) -> None:
         incr.delay()
@@ -45,6 +50,9 @@ class Client:
 
     def push_at(self, due: float) -> None:
         delayed.apply_async((due,), eta=dt.datetime.fromtimestamp(due, dt.timezone.utc))
+
+    def push_io(self, seconds: float) -> None:
+        io.delay(seconds)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Dramatiq: actors and producer. Workers: dramatiq benchmarks.systems.dramatiq_app --processes 2
---threads 1. Defaults otherwise (no Results middleware)."""
+--threads 1 (G: --threads 16). Defaults otherwise (no Results middleware)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ def delayed(due: float) -> None:
     body.ran_at_due(due)
 
 
+@dramatiq.actor
+def io(seconds: float) -> None:
+    body.io_wait(seconds)
+
+
 class Client:
     def push_incr(self) -> None:
         incr.send()
@@ -43,6 +48,9 @@ class Client:
         # Dramatiq takes a delay in whole ms; rounding up keeps "due" a lower bound.
         delay_ms = max(int((due - time.time()) * 1000) + 1, 0)
         delayed.send_with_options(args=(due,), delay=delay_ms)
+
+    def push_io(self, seconds: float) -> None:
+        io.send(seconds)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Huey: tasks and producer.
 
-Workers: huey_consumer benchmarks.systems.huey_app.huey -w 2 -k process.
+Workers: huey_consumer benchmarks.systems.huey_app.huey -w 2 -k process (G: -w 16 -k thread).
 
 Defaults otherwise: results are stored, but these tasks return None, which Huey does not store.
 """
@@ -32,6 +32,11 @@ def delayed(due: float) -> None:
     body.ran_at_due(due)
 
 
+@huey.task()
+def io(seconds: float) -> None:
+    body.io_wait(seconds)
+
+
 class Client:
     def push_incr(self) -> None:
         incr()
@@ -44,6 +49,9 @@ class Client:
 
     def push_at(self, due: float) -> None:
         delayed.schedule(args=(due,), eta=dt.datetime.fromtimestamp(due, dt.timezone.utc))
+
+    def push_io(self, seconds: float) -> None:
+        io(seconds)
 
 
 if __name__ == "__main__":

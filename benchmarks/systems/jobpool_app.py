@@ -1,6 +1,8 @@
 """jobpool: the jobs `jobpool start` runs (its config `imports` this module) and the producer.
 
-The config file is $BENCH_JOBPOOL_CONFIG, written by the benchmark for each run.
+The config file is $BENCH_JOBPOOL_CONFIG, written by the benchmark for each run. `incr` is
+IncrJob's body as a `@job` function, which system `jobpool-fn` (benchmarks.systems.jobpool_fn_app)
+pushes instead of the class.
 """
 
 from __future__ import annotations
@@ -9,12 +11,17 @@ import os
 import time
 
 from benchmarks import body, producer
-from jobpool import Job, QueueManager
+from jobpool import Job, QueueManager, job
 
 
 class IncrJob(Job, name="bench.incr"):
     def handle(self) -> None:
         body.incr()
+
+
+@job  # registered as benchmarks.systems.jobpool_app:incr, the default name
+def incr() -> None:
+    body.incr()
 
 
 class LatencyJob(Job, name="bench.latency"):
@@ -31,6 +38,16 @@ class DelayedJob(Job, name="bench.delayed"):
 
     def handle(self) -> None:
         body.ran_at_due(self.due)
+
+
+class IoJob(Job, name="bench.io"):
+    """Workload G: wait `seconds` (a slow service), then one INCR."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def handle(self) -> None:
+        body.io_wait(self.seconds)
 
 
 class PayloadJob(Job, name="bench.payload"):
@@ -60,6 +77,9 @@ class Client:
 
     def push_at(self, due: float) -> None:
         self.qm.later(DelayedJob(due), max(due - time.time(), 0.0))
+
+    def push_io(self, seconds: float) -> None:
+        self.qm.push(IoJob(seconds))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,9 @@ class Client:
     def push_at(self, due: float) -> None:
         raise NotImplementedError("the raw floor has no delayed jobs")
 
+    def push_io(self, seconds: float) -> None:
+        raise NotImplementedError("the raw floor runs no I/O-bound jobs (workload G)")
+
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["worker"]:

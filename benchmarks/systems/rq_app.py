@@ -26,6 +26,10 @@ def delayed(due: float) -> None:
     body.ran_at_due(due)
 
 
+def io(seconds: float) -> None:
+    body.io_wait(seconds)
+
+
 class Client:
     def __init__(self) -> None:
         self.q = Queue("default", connection=redis.Redis.from_url(os.environ["BENCH_REDIS_URL"]))
@@ -43,6 +47,9 @@ class Client:
 
     def push_at(self, due: float) -> None:
         self.q.enqueue_at(dt.datetime.fromtimestamp(due, dt.timezone.utc), delayed, due)
+
+    def push_io(self, seconds: float) -> None:
+        self.q.enqueue(io, seconds)
 
 
 if __name__ == "__main__":

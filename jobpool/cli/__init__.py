@@ -1,4 +1,5 @@
-"""The `jobpool` command: check, start, worker, stats, status, cancel, failed, embedded.
+"""The `jobpool` command: check, start, worker, stats, status, cancel, pause, resume, failed,
+dashboard, embedded.
 
 Exit codes are in jobpool.exitcodes: 1 for an unexpected error or an unknown job or queue, 2 for
 a bad config or usage, 3 when Redis cannot be reached, 4 when a job module cannot be imported.
@@ -12,9 +13,12 @@ from collections.abc import Callable, Sequence
 
 from jobpool import __version__, defaults, exitcodes
 from jobpool.cli.common import DEFAULT_CONFIG, CommandError
+from jobpool.cli.dashboard import cmd_dashboard
 from jobpool.cli.embedded import cmd_embedded
 from jobpool.cli.failed import cmd_failed
+from jobpool.cli.pause import cmd_pause, cmd_resume
 from jobpool.cli.run import cmd_check, cmd_start, cmd_worker
+from jobpool.cli.schedules import cmd_schedules
 from jobpool.cli.stats import cmd_cancel, cmd_stats, cmd_status
 from jobpool.config import ConfigError
 
@@ -70,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         help="queues (default: the configured ones, and any other that holds jobs in Redis)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = command(
+        "schedules",
+        "list each schedule with its next run and its last run (the job it pushed)",
+        cmd_schedules,
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = command("status", "print a job's status record as JSON", cmd_status)
     p.add_argument("job_id")
     p.add_argument(
@@ -82,8 +92,21 @@ def _parser() -> argparse.ArgumentParser:
         cmd_cancel,
     )
     p.add_argument("job_id")
+    p = command("pause", "pause a queue: its workers claim nothing until it is resumed", cmd_pause)
+    p.add_argument("queue")
+    p = command("resume", "let a paused queue's workers claim again", cmd_resume)
+    p.add_argument("queue")
     _failed_parser(command("failed", "list, retry or delete failed jobs", cmd_failed))
-    p = command("embedded", "start, stop or inspect the embedded redis-server", cmd_embedded)
+    p = command(
+        "dashboard", "serve the web dashboard (pip install 'jobpool[dashboard]')", cmd_dashboard
+    )
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"where to serve (default: [dashboard] listen, else {defaults.DASHBOARD_LISTEN})",
+    )
+    p.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # a master's pid: exit with it
+    p = command("embedded", "start, stop or inspect the embedded server (Valkey)", cmd_embedded)
     p.add_argument("action", choices=["start", "stop", "status"])
     return parser
 

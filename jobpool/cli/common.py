@@ -58,15 +58,17 @@ def manager_for(cfg: Config, wait: float = 0.0) -> QueueManager:
     read timeouts of each attempt."""
     from jobpool.manager import QueueManager
 
-    qm = QueueManager.from_config(cfg)
     if cfg.driver != "redis":
-        return qm
+        return QueueManager.from_config(cfg)
     deadline, backoff = time.monotonic() + wait, Backoff(first=0.2, cap=5.0)
+    qm = None
     while True:
         timeout = cfg.redis.socket_timeout
         if wait > 0:
             timeout = min(timeout, max(deadline - time.monotonic(), MIN_ATTEMPT))
         try:
+            # In the loop: a Cluster client reads the slot map as it is made, so it can fail.
+            qm = qm or QueueManager.from_config(cfg)
             _ping(qm.driver.client, timeout)  # type: ignore[attr-defined]
             return qm
         except redis.AuthenticationError as exc:  # retrying cannot fix credentials
@@ -89,16 +91,19 @@ def manager_for(cfg: Config, wait: float = 0.0) -> QueueManager:
 
 def _ping(client: redis.Redis, timeout: float) -> None:
     """PING on a connection of its own whose connect and read timeouts are `timeout`; the
-    client's pooled connections keep the configured ones."""
-    pool = client.connection_pool
-    options = {**pool.connection_kwargs, "socket_connect_timeout": timeout}
-    conn = pool.connection_class(**{**options, "socket_timeout": timeout})
-    try:
-        conn.connect()  # and the handshake: AUTH, SELECT
-        conn.send_command("PING")
-        conn.read_response()
-    finally:
-        conn.disconnect()
+    client's pooled connections keep the configured ones. On Redis Cluster, every primary."""
+    from jobpool.drivers.redis.nodes import primaries
+
+    for node in primaries(client):
+        pool = node.connection_pool
+        options = {**pool.connection_kwargs, "socket_connect_timeout": timeout}
+        conn = pool.connection_class(**{**options, "socket_timeout": timeout})
+        try:
+            conn.connect()  # and the handshake: AUTH, SELECT
+            conn.send_command("PING")
+            conn.read_response()
+        finally:
+            conn.disconnect()
 
 
 def redis_driver(cfg: Config, command: str) -> tuple[QueueManager, RedisDriver]:

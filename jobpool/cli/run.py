@@ -21,6 +21,7 @@ from jobpool.config import Config, load_config
 def cmd_check(args: argparse.Namespace) -> int:
     """What `start` would do with the file: its queues, and its job modules imported, so that
     a typo in `imports` shows here and not as workers that exit 4 in a loop."""
+    from jobpool.schedules.resolve import resolve
     from jobpool.supervisor.plan import PoolPlan
     from jobpool.unserved import unserved_job_warnings
 
@@ -31,7 +32,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.config}: {exc}", exitcodes.CONFIG) from None
     for warning in unserved_job_warnings(cfg):
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"{args.config}: ok (driver {cfg.driver}, queues: {PoolPlan(cfg).describe()})")
+    resolve(cfg)  # ConfigError naming a schedule whose job or arguments do not resolve
+    schedules = f", schedules: {', '.join(cfg.schedules)}" if cfg.schedules else ""
+    print(f"{args.config}: ok (driver {cfg.driver}, queues: {PoolPlan(cfg).describe()}{schedules})")
+    if cfg.driver == "redis":  # which of single, Sentinel, Cluster; and can it be reached now
+        from jobpool.drivers.redis.client import probe
+
+        line, reachable = probe(cfg.redis)
+        print(f"redis: {line}", file=sys.stdout if reachable else sys.stderr)
     return exitcodes.OK
 
 
@@ -49,7 +57,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         qcfg = dataclasses.replace(qcfg, concurrency=args.concurrency)
     import_job_modules(cfg.imports)
     qm = manager_for(cfg, wait=args.redis_wait)
-    worker = make_worker(qm, qcfg, events=TitleEvents(queue))
+    worker = make_worker(qm, qcfg, events=TitleEvents(queue), limits=cfg.served_limits(qcfg))
     log.info("worker %s serving queue %s on %s", worker.worker_id, queue, cfg.redis.safe_url())
     done = worker.run(max_jobs=args.max_jobs, burst=args.burst)
     log.info("worker %s stopped after %d job(s)", worker.worker_id, done)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from jobpool import display, exitcodes
 from jobpool.cli.common import (
@@ -15,6 +16,7 @@ from jobpool.cli.common import (
     queue_of_id,
     redis_driver,
 )
+from jobpool.supervisor.registry import list_hosts
 
 STATS_COLUMNS = (
     ("workers", "workers"),
@@ -27,6 +29,10 @@ STATS_COLUMNS = (
     ("oldest_waiting_age", "oldest waiting"),
 )
 JOB_STATES = ("ready", "delayed", "in_flight", "failed")
+
+if TYPE_CHECKING:
+    from jobpool.config import Config
+    from jobpool.drivers.redis import RedisDriver
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -44,17 +50,78 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for queue in queues:
         numbers = driver.stats(queue)
         numbers["unserved"] = queue not in served and not numbers["workers"]
+        numbers["paused"] = driver.is_paused(queue)
+        numbers["batches"] = driver.running_batches(queue)
         if queue in served or args.queues or any(numbers[s] for s in JOB_STATES):
             stats[queue] = numbers  # a found queue can hold nothing but a wake token
+    hosts = list_hosts(driver)  # every `jobpool start` that beats (supervisor/registry.py)
     if args.json:
-        print(json.dumps(stats, indent=2, sort_keys=True))
+        # "~hosts" (no queue can be named so), unless the command names its queues.
+        shown = stats if args.queues else {**stats, HOSTS_KEY: hosts}
+        print(json.dumps(shown, indent=2, sort_keys=True))
         return exitcodes.OK
     rows = [["queue", *(title for _, title in STATS_COLUMNS), ""]]
     for queue, numbers in stats.items():
         cells = [_cell(numbers[key]) for key, _ in STATS_COLUMNS]
-        rows.append([queue, *cells, "unserved" if numbers["unserved"] else ""])
+        notes = [word for word in ("paused", "unserved") if numbers[word]]
+        rows.append([queue, *cells, ", ".join(notes)])
     print("\n".join(display.table(rows, right=range(1, len(STATS_COLUMNS) + 1))))
+    batches = [b for numbers in stats.values() for b in numbers["batches"]]
+    if batches:
+        print()
+        print("\n".join(_batch_lines(batches)))
+    if cfg.schedules and not args.queues:
+        print()
+        print("\n".join(_schedule_lines(cfg, driver)))
+    if hosts and not args.queues:
+        print()
+        print("\n".join(_host_lines(hosts)))
     return exitcodes.OK
+
+
+HOSTS_KEY = "~hosts"
+
+
+def _host_lines(hosts: list[dict[str, Any]]) -> list[str]:
+    """The masters of the host registry, each with a line per worker."""
+    lines = ["hosts"]
+    now = time.time()
+    for host in hosts:
+        up = f"{max(now - float(host.get('started_at', now)), 0.0):.0f}s"
+        lines.append(
+            f"  {host.get('host')} pid {host.get('pid')}: {host.get('worker_count', 0)} workers"
+            f" on {', '.join(host.get('queues', []))}; {host.get('state', '?')}, up {up}, "
+            f"beat {host.get('age', 0):.0f}s ago, jobpool {host.get('version', '?')}, "
+            f"config {host.get('config', '?')}"
+        )
+        rows = [["    worker", "pid", "state", "job"]]
+        for w in host.get("workers", []):
+            job = w.get("job")
+            shown = ", ".join(job) if isinstance(job, list) else (job or "")
+            rows.append([f"    {w.get('slot')}", str(w.get("pid")), str(w.get("state")), shown])
+        if len(rows) > 1:
+            lines += display.table(rows)
+    return lines
+
+
+def _batch_lines(batches: list[dict[str, Any]], most: int = 10) -> list[str]:
+    """A line per running batch, oldest first (`jobpool status ID` tells more)."""
+    rows = [["batch", "done", "failed", "progress"]]
+    for b in batches[:most]:
+        done = f"{b['completed'] + b['failed']}/{b['total']}"
+        rows.append([b["id"], done, str(b["failed"]), f"{b['progress']:.0%}"])
+    more = [f"... and {len(batches) - most} more running batches"] if len(batches) > most else []
+    return display.table(rows, right=range(1, 4)) + more
+
+
+def _schedule_lines(cfg: Config, driver: RedisDriver) -> list[str]:
+    """A line per schedule: its next run, and its last (`jobpool schedules` tells more)."""
+    from jobpool.cli.schedules import last_run_cells, schedule_rows
+
+    rows = [["schedule", "next run", "last run", "last job"]]
+    for row in schedule_rows(cfg, driver, time.time()):
+        rows.append([row["name"], display.local_time(row["next_run"]), *last_run_cells(row)])
+    return display.table(rows)
 
 
 def _cell(value: Any) -> str:
@@ -71,7 +138,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     record = qm.get_job_status(args.job_id)
     if record is None:
         raise CommandError(f"no job {args.job_id!r} (unknown, or its record expired)")
-    if not args.pretty:
+    if not args.pretty or "kind" in record:  # a chain or batch: its JSON says it all
         print(json.dumps(record, indent=2, sort_keys=True))
         return exitcodes.OK
     [body] = driver.payloads(record.get("queue") or queue_of_id(args.job_id), [args.job_id])

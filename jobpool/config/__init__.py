@@ -5,6 +5,7 @@ from jobpool.config.load import config_from_dict, default_config, load_config
 from jobpool.config.model import (
     Config,
     ConfigError,
+    DashboardConfig,
     JobsConfig,
     MetricsConfig,
     PoolConfig,
@@ -15,6 +16,7 @@ from jobpool.config.model import (
 __all__ = [
     "Config",
     "ConfigError",
+    "DashboardConfig",
     "JobsConfig",
     "MetricsConfig",
     "PoolConfig",

@@ -7,8 +7,11 @@ naming the file, the key path and what is wrong, so that one edit fixes them all
 
 Environment variables (the names of the PHP project this replaces) override the file:
 QUEUE_DRIVER, QUEUE_DEFAULT, REDIS_URL, REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD,
-REDIS_DB and JOBPOOL_PREFIX. Empty variables count as unset. REDIS_URL beats REDIS_HOST/REDIS_PORT,
-which beat the file; REDIS_PASSWORD always applies, also on top of a URL.
+REDIS_DB and JOBPOOL_PREFIX; for Sentinel and Cluster REDIS_SENTINELS ("host:port,host:port"),
+REDIS_SERVICE_NAME, REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD, REDIS_CLUSTER and
+REDIS_WAIT_REPLICAS; JOBPOOL_DASHBOARD_TOKEN sets [dashboard] token. Empty variables count as
+unset. REDIS_URL beats REDIS_HOST/REDIS_PORT, which beat the file; REDIS_PASSWORD always
+applies, also on top of a URL.
 
 Split by job: this module holds the entry points and the section builders; model.py the
 dataclasses; schema.py the value converters and the schema (which key takes what), reader.py the
@@ -29,6 +32,7 @@ from typing import Any
 from jobpool.config.model import (
     Config,
     ConfigError,
+    DashboardConfig,
     JobsConfig,
     MetricsConfig,
     PoolConfig,
@@ -37,13 +41,25 @@ from jobpool.config.model import (
     queue_from_pool,
 )
 from jobpool.config.reader import Reader, key_path
-from jobpool.config.redis_url import mask_url, url_has_password
+from jobpool.config.redis_url import (
+    EMBEDDED,
+    SENTINEL_SCHEME,
+    is_multi_host_url,
+    mask_url,
+    parse_multi_host_url,
+    url_has_password,
+)
+from jobpool.config.schedules import build_schedules
 from jobpool.config.schema import (
+    BOOLEAN_KEYS,
+    DASHBOARD_ENV,
+    DASHBOARD_FIELDS,
     INTEGER_KEYS,
     JOBS_FIELDS,
     METRICS_FIELDS,
     POOL_FIELDS,
     QUEUE_FIELDS,
+    QUEUE_ONLY_FIELDS,
     REDIS_ALIASES,
     REDIS_ENV,
     SECTIONS,
@@ -100,6 +116,9 @@ def config_from_dict(
     pool = _build_pool(reader, sections["pool"])
     queues = _build_queues(reader, sections["queues"], pool)
     metrics = MetricsConfig(**reader.table(sections["metrics"], "metrics", METRICS_FIELDS))
+    dashboard = reader.table(sections["dashboard"], "dashboard", DASHBOARD_FIELDS)
+    dashboard.update(reader.env(env, DASHBOARD_ENV, DASHBOARD_FIELDS))
+    schedules = build_schedules(reader, sections["schedules"])
     if reader.problems:
         raise ConfigError(reader.problems)
     return Config(
@@ -110,6 +129,8 @@ def config_from_dict(
         pool=pool,
         queues=queues,
         metrics=metrics,
+        dashboard=DashboardConfig(**dashboard),
+        schedules=schedules,
         **top,
     )
 
@@ -157,9 +178,60 @@ def _build_redis(reader: Reader, raw: Any, base_dir: Path, env: Mapping[str, str
             "redis.password",
             "the password is also set inside redis.url: set it in only one place",
         )
-    _apply_redis_env(values, reader.env(env, REDIS_ENV, converters, INTEGER_KEYS))
+    overrides = reader.env(env, REDIS_ENV, converters, INTEGER_KEYS, BOOLEAN_KEYS)
+    _apply_redis_env(values, overrides)
+    _apply_multi_host_url(reader, values)
+    _check_deployment(reader, values)
     values.setdefault("data_dir", base_dir / DATA_DIR)
     return RedisConfig(**values)
+
+
+def _apply_multi_host_url(reader: Reader, values: dict[str, Any]) -> None:
+    """A redis+sentinel:// or redis+cluster:// URL sets the fields it stands for, so that
+    `sentinels`, `service_name`, `database` and `cluster` always tell the truth."""
+    url = values.get("url")
+    if url is None or not is_multi_host_url(url):
+        return
+    parsed = parse_multi_host_url(url)  # already checked by the converter
+    derived: dict[str, Any] = (
+        {"sentinels": parsed.hosts, "service_name": parsed.service_name}
+        if parsed.scheme == SENTINEL_SCHEME
+        else {"cluster": True}
+    )
+    derived["database"] = parsed.database
+    for key, value in derived.items():
+        if key in values and values[key] != value and key != "cluster":
+            reader.error(f"redis.{key}", "is also set by redis.url: set it in only one place")
+        values[key] = value
+
+
+def _check_deployment(reader: Reader, values: dict[str, Any]) -> None:
+    """Single server, Sentinel or Cluster: the keys that select one must agree."""
+    sentinels, cluster = values.get("sentinels"), values.get("cluster", False)
+    url = values.get("url")
+    if sentinels and not values.get("service_name"):
+        reader.error(
+            "redis.service_name",
+            "is required with redis.sentinels: the name the sentinels monitor, e.g. 'mymaster'",
+        )
+    bad_sentinels = any("redis.sentinels:" in p or "REDIS_SENTINELS:" in p for p in reader.problems)
+    if values.get("service_name") and not sentinels and not bad_sentinels:
+        reader.error("redis.service_name", "is set but redis.sentinels is not: set both")
+    if sentinels and cluster:
+        reader.error(
+            "redis.cluster",
+            "cannot be combined with redis.sentinels: a Redis Cluster fails over by itself",
+        )
+    if (sentinels or cluster) and url is not None and not is_multi_host_url(url):
+        key = "redis.sentinels" if sentinels else "redis.cluster"
+        reader.error(key, "cannot be combined with a redis://, unix:// or embedded redis.url")
+    if cluster and values.get("database", 0) != 0:
+        reader.error("redis.database", "must be 0 with redis.cluster (a Cluster has only db 0)")
+    if values.get("wait_replicas", 0) and url == EMBEDDED:
+        reader.error(
+            "redis.wait_replicas",
+            "must be 0 with the embedded server: it has no replicas to wait for",
+        )
 
 
 def _apply_redis_env(values: dict[str, Any], overrides: Mapping[str, Any]) -> None:
@@ -170,7 +242,10 @@ def _apply_redis_env(values: dict[str, Any], overrides: Mapping[str, Any]) -> No
     if "url" in overrides:
         if url_has_password(overrides["url"]):
             values.pop("password", None)
-    elif "host" in overrides or "port" in overrides:
+        if "sentinels" not in overrides and "cluster" not in overrides:
+            for key in ("sentinels", "service_name", "cluster"):  # the file's address
+                values.pop(key, None)
+    elif {"host", "port", "sentinels", "cluster"} & overrides.keys():
         values["url"] = None
     values.update(overrides)
     if "password" in overrides and values.get("url"):
@@ -197,13 +272,30 @@ def _build_queues(reader: Reader, raw: Any, pool: PoolConfig) -> Mapping[str, Qu
         except ValueError as exc:
             reader.error(path, str(exc))
             valid_name = False
-        values = reader.table(table, path, QUEUE_FIELDS)
+        values = reader.table(table, path, {**QUEUE_FIELDS, **QUEUE_ONLY_FIELDS})
+        _check_serve(reader, path, values)
         queue = queue_from_pool(name, pool, values)
         if {"memory_limit", "memory_hard_limit"} & values.keys():
             _check_limits(reader, path, queue.memory_limit, queue.memory_hard_limit)
         if valid_name:
             queues[name] = queue
     return MappingProxyType(queues)
+
+
+def _check_serve(reader: Reader, path: str, values: dict[str, Any]) -> None:
+    """`weights` weigh the `serve` list, one weight per queue."""
+    weights, serve = values.get("weights"), values.get("serve")
+    if weights is None:
+        return
+    if serve is None:
+        reader.error(f"{path}.weights", "needs `serve`: the queues the weights are for")
+        values.pop("weights")
+    elif len(weights) != len(serve):
+        reader.error(
+            f"{path}.weights",
+            f"must give one weight per queue of serve ({len(serve)}), got {len(weights)}",
+        )
+        values.pop("weights")
 
 
 def _check_limits(reader: Reader, path: str, soft: int | None, hard: int | None) -> None:

@@ -11,8 +11,17 @@ from types import MappingProxyType
 from typing import Any
 
 from jobpool import defaults
-from jobpool.config.redis_url import EMBEDDED, mask_url
+from jobpool.config.redis_url import (
+    CLUSTER_SCHEME,
+    EMBEDDED,
+    SENTINEL_SCHEME,
+    is_multi_host_url,
+    mask_url,
+    parse_multi_host_url,
+)
+from jobpool.limits import Limits, RateLimit
 from jobpool.names import check_queue_name
+from jobpool.schedules.model import Schedule
 
 
 class ConfigError(Exception):
@@ -39,6 +48,12 @@ class RedisConfig:
 
     Invariant kept by the loader: a password lives either in `url` or in `password`, never both,
     so a client may pass `password=` next to the URL without one silently beating the other.
+
+    Three kinds of deployment (`mode`): one server ("single"), a primary that sentinels follow
+    across failovers ("sentinel": `sentinels` and `service_name`), and a Redis Cluster
+    ("cluster"). A redis+sentinel:// or redis+cluster:// `url` stays as written, and the loader
+    fills `sentinels`, `service_name`, `database` and `cluster` from it, so those fields always
+    tell the truth. `wait_replicas` makes every write wait for that many replicas (WAIT).
     """
 
     url: str | None = None
@@ -54,19 +69,55 @@ class RedisConfig:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_cert_reqs: str = defaults.SSL_CERT_REQS
+    sentinels: tuple[str, ...] = ()
+    service_name: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
+    cluster: bool = False
+    wait_replicas: int = defaults.WAIT_REPLICAS
+    wait_timeout: float = defaults.WAIT_TIMEOUT
 
     @property
     def is_embedded(self) -> bool:
         """True when jobpool should start its own redis-server under data_dir."""
         return self.url == EMBEDDED
 
+    @property
+    def mode(self) -> str:
+        """Which kind of deployment the client talks to: single, sentinel or cluster."""
+        if self.cluster:
+            return "cluster"
+        return "sentinel" if self.sentinels else "single"
+
+    @property
+    def cluster_nodes(self) -> tuple[str, ...]:
+        """A cluster's startup nodes ("host:port"): those of a redis+cluster:// URL, else
+        host:port."""
+        if is_multi_host_url(self.url):
+            return parse_multi_host_url(self.url or "").hosts
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return (f"{host}:{self.port}",)
+
+    @property
+    def server_credentials(self) -> tuple[str | None, str | None]:
+        """(username, password) of the Redis servers, from `password` or a multi-host URL."""
+        if is_multi_host_url(self.url):
+            parsed = parse_multi_host_url(self.url or "")
+            return parsed.username or self.username, parsed.password or self.password
+        return self.username, self.password
+
     def safe_url(self) -> str:
         """The server address for logs and status output, with any password replaced by ***."""
         if self.url is not None:
             return mask_url(self.url)
-        host = f"[{self.host}]" if ":" in self.host else self.host
         user = self.username or ""
         auth = f"{user}:***@" if self.password else (f"{user}@" if user else "")
+        if self.sentinels:
+            hosts = ",".join(self.sentinels)
+            return f"{SENTINEL_SCHEME}://{auth}{hosts}/{self.service_name}/{self.database}"
+        if self.cluster:
+            return f"{CLUSTER_SCHEME}://{auth}{','.join(self.cluster_nodes)}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
         return f"redis://{auth}{host}:{self.port}/{self.database}"
 
     def __repr__(self) -> str:
@@ -74,7 +125,7 @@ class RedisConfig:
         shown = []
         for item in fields(self):
             value = getattr(self, item.name)
-            if value is not None and item.name == "password":
+            if value is not None and item.name in ("password", "sentinel_password"):
                 value = "***"
             elif value is not None and item.name == "url":
                 value = mask_url(value)
@@ -105,6 +156,8 @@ class PoolConfig:
     lease: float = defaults.LEASE
     prefetch: int = defaults.PREFETCH
     concurrency: int = defaults.CONCURRENCY
+    rate_limit: RateLimit | None = None
+    max_running: int | None = None
     preload: bool = defaults.PRELOAD
     memory_check_interval: float = defaults.MEMORY_CHECK_INTERVAL
     timeout: float | None = None
@@ -124,10 +177,28 @@ class QueueConfig:
     lease: float = defaults.LEASE
     prefetch: int = defaults.PREFETCH
     concurrency: int = defaults.CONCURRENCY
+    rate_limit: RateLimit | None = None
+    max_running: int | None = None
     timeout: float | None = None
+    serve: tuple[str, ...] = ()
+    """The queues these workers take jobs from, highest priority first (default: `name`)."""
+    weights: tuple[int, ...] = ()
+    """With `serve`: pick the queue to look at first by these weights instead of strictly."""
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.rate_limit, self.max_running)
+
+    @property
+    def served(self) -> tuple[str, ...]:
+        """The queues these workers take jobs from, in priority order."""
+        return self.serve or (self.name,)
 
 
-_QUEUE_KEYS = tuple(item.name for item in fields(QueueConfig) if item.name != "name")
+# The worker settings a queue inherits from [pool]; `serve` and `weights` are its own.
+_QUEUE_KEYS = tuple(
+    item.name for item in fields(QueueConfig) if item.name not in ("name", "serve", "weights")
+)
 
 
 @dataclass(frozen=True)
@@ -146,6 +217,24 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class DashboardConfig:
+    """The web dashboard (jobpool/dashboard/): where the master serves it ("host:port", None:
+    only `jobpool dashboard` serves it), and the token that allows actions (None: read-only)."""
+
+    listen: str | None = None
+    token: str | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """`listen` split for binding, as MetricsConfig.address."""
+        return MetricsConfig(self.listen).address
+
+    def __repr__(self) -> str:  # configs get logged: the token must never show
+        token = None if self.token is None else "***"
+        return f"DashboardConfig(listen={self.listen!r}, token={token!r})"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration. `source` is the file path, or "<defaults>"."""
 
@@ -161,6 +250,8 @@ class Config:
     pool: PoolConfig = field(default_factory=PoolConfig)
     queues: Mapping[str, QueueConfig] = field(default_factory=lambda: MappingProxyType({}))
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    schedules: Mapping[str, Schedule] = field(default_factory=lambda: MappingProxyType({}))
 
     def queue(self, name: str) -> QueueConfig:
         """The settings of queue `name`: its [queues] entry, else the [pool] defaults.
@@ -175,6 +266,21 @@ class Config:
         except ValueError as exc:
             raise ConfigError([str(exc)]) from None
         return queue_from_pool(name, self.pool, {})
+
+    def served_limits(self, group: QueueConfig) -> dict[str, Limits]:
+        """The limits of each queue `group`'s workers serve: a queue's own table's, when it
+        has one, else the group's (a limit belongs to a queue, whoever serves it)."""
+        return {name: self.queues.get(name, group).limits for name in group.served}
+
+    def served_queues(self) -> list[str]:
+        """Every queue some worker serves, in config order, the default queue alone when
+        [queues] is empty."""
+        if not self.queues:
+            return [self.default_queue]
+        found: dict[str, None] = {}
+        for group in self.queues.values():
+            found.update(dict.fromkeys(group.served))
+        return list(found)
 
 
 def queue_from_pool(name: str, pool: PoolConfig, overrides: Mapping[str, Any]) -> QueueConfig:

@@ -16,6 +16,10 @@ from typing import Any
 from jobpool.config.schema import Convert, describe
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_BOOLEAN_WORDS = {
+    **dict.fromkeys(("true", "1", "yes", "on"), True),
+    **dict.fromkeys(("false", "0", "no", "off"), False),
+}
 
 
 def key_path(path: str, key: str) -> str:
@@ -79,11 +83,13 @@ class Reader:
         names: Mapping[str, str],
         converters: Mapping[str, Convert],
         integer_keys: frozenset[str] = frozenset(),
+        boolean_keys: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         """The converted values of the environment variables that are set and not empty.
 
         `names` maps each variable to its key; the keys in `integer_keys` turn digit-only text into
-        an integer first (REDIS_PORT=6380 is text; the file's integer rules still apply).
+        an integer first (REDIS_PORT=6380 is text; the file's integer rules still apply), and
+        those in `boolean_keys` turn true/false, 1/0, yes/no, on/off into a boolean.
         """
         values: dict[str, Any] = {}
         for variable, key in names.items():
@@ -93,6 +99,8 @@ class Reader:
             value: Any = text
             if key in integer_keys and text.strip().lstrip("-").isdigit():
                 value = int(text)
+            if key in boolean_keys:
+                value = _BOOLEAN_WORDS.get(text.strip().lower(), text)
             try:
                 values[key] = converters[key](value)
             except ValueError as exc:

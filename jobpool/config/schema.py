@@ -15,12 +15,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jobpool.config.redis_url import EMBEDDED, URL_SCHEMES
+from jobpool.config.redis_url import (
+    DEFAULT_SENTINEL_PORT,
+    EMBEDDED,
+    URL_SCHEMES,
+    is_multi_host_url,
+    parse_host_port,
+    parse_multi_host_url,
+)
 from jobpool.config.units import DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size
+from jobpool.limits import RateLimit, parse_rate
 from jobpool.names import check_queue_name
 
 Convert = Callable[[Any], Any]
-_URL_RULE = "must be 'embedded' or a redis://, rediss:// or unix:// URL"
+_URL_RULE = (
+    "must be 'embedded' or a redis://, rediss://, unix://, redis+sentinel:// or "
+    "redis+cluster:// URL"
+)
 
 
 def describe(value: Any, secret: bool = False) -> str:
@@ -81,6 +92,10 @@ def integer(minimum: int, maximum: int | None = None) -> Convert:
         return value
 
     return convert
+
+
+def rate_limit(value: Any) -> RateLimit:
+    return parse_rate(require_string(value, 'a rate such as "100/s"'))
 
 
 def choice(*choices: str, aliases: Mapping[str, str] | None = None) -> Convert:
@@ -174,6 +189,9 @@ def redis_url(value: Any) -> str:
     text = require_string(value, "'embedded' or a Redis URL")
     if text.strip().lower() == EMBEDDED:
         return EMBEDDED
+    if is_multi_host_url(text):
+        parse_multi_host_url(text)  # its messages never quote the URL
+        return text.strip()
     try:
         parts = urlsplit(text.strip())
         _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
@@ -188,6 +206,25 @@ def redis_url(value: Any) -> str:
     if scheme != "unix" and not parts.hostname:
         raise ValueError(f"a {scheme}:// URL needs a host, e.g. {scheme}://localhost:6379/0")
     return text.strip()
+
+
+def host_ports(value: Any) -> tuple[str, ...]:
+    """An array of "host:port" strings (or, as the environment gives it, one comma-separated
+    string); a missing port is Sentinel's 26379."""
+    want = "an array of 'host:port' strings such as ['10.0.0.1:26379', '10.0.0.2:26379']"
+    if isinstance(value, str):
+        value = [item for item in value.split(",") if item.strip()]
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"must be {want}, got {describe(value) if value != [] else 'none'}")
+    checked = []
+    for number, item in enumerate(value, 1):
+        if not isinstance(item, str):
+            raise ValueError(f"must be {want}; entry {number} is {describe(item)}")
+        try:
+            checked.append(parse_host_port(item, DEFAULT_SENTINEL_PORT))
+        except ValueError as exc:
+            raise ValueError(f"entry {number} {exc}") from None
+    return tuple(checked)
 
 
 def path_under(base_dir: Path) -> Convert:
@@ -210,7 +247,7 @@ _PREFIX_RULE = (
     "digit ('{', '}' and spaces are not allowed in Redis key prefixes)"
 )
 
-SECTIONS = ("redis", "jobs", "pool", "queues", "metrics")
+SECTIONS = ("redis", "jobs", "pool", "queues", "metrics", "dashboard", "schedules")
 TOP_FIELDS: dict[str, Convert] = {
     "driver": choice("redis", "memory", aliases={"array": "memory"}),
     "default_queue": check_queue_name,
@@ -234,8 +271,29 @@ QUEUE_FIELDS: dict[str, Convert] = {
     "lease": duration(at_least=1.0),
     "prefetch": integer(1, 1000),
     "concurrency": integer(1, 1000),
+    "rate_limit": rate_limit,
+    "max_running": integer(1),
     "timeout": duration(none_allowed=True),
 }
+
+
+def queue_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"must be a non-empty list of queue names, got {describe(value)}")
+    names = tuple(check_queue_name(item) for item in value)
+    if len(set(names)) != len(names):
+        raise ValueError(f"names a queue twice: {list(names)}")
+    return names
+
+
+def weight_list(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"must be a non-empty list of integers >= 1, got {describe(value)}")
+    return tuple(integer(1)(item) for item in value)
+
+
+# Keys of a [queues.NAME] table only: the queues its workers serve, in priority order.
+QUEUE_ONLY_FIELDS: dict[str, Convert] = {"serve": queue_list, "weights": weight_list}
 POOL_FIELDS: dict[str, Convert] = {
     **QUEUE_FIELDS,
     "preload": boolean,
@@ -243,6 +301,8 @@ POOL_FIELDS: dict[str, Convert] = {
     "restart_backoff_max": duration(),
 }
 METRICS_FIELDS: dict[str, Convert] = {"listen": listen}
+DASHBOARD_FIELDS: dict[str, Convert] = {"listen": listen, "token": secret}
+DASHBOARD_ENV = {"JOBPOOL_DASHBOARD_TOKEN": "token"}
 REDIS_ALIASES = {"db": "database"}
 
 
@@ -261,6 +321,13 @@ def redis_fields(base_dir: Path) -> dict[str, Convert]:
         "ssl_certfile": string,
         "ssl_keyfile": string,
         "ssl_cert_reqs": choice("required", "optional", "none"),
+        "sentinels": host_ports,
+        "service_name": string,
+        "sentinel_username": string,
+        "sentinel_password": secret,
+        "cluster": boolean,
+        "wait_replicas": integer(0, 100),
+        "wait_timeout": duration(),
     }
 
 
@@ -273,5 +340,12 @@ REDIS_ENV = {
     "REDIS_PASSWORD": "password",
     "REDIS_DB": "database",
     "JOBPOOL_PREFIX": "prefix",
+    "REDIS_SENTINELS": "sentinels",
+    "REDIS_SERVICE_NAME": "service_name",
+    "REDIS_SENTINEL_USERNAME": "sentinel_username",
+    "REDIS_SENTINEL_PASSWORD": "sentinel_password",
+    "REDIS_CLUSTER": "cluster",
+    "REDIS_WAIT_REPLICAS": "wait_replicas",
 }
-INTEGER_KEYS = frozenset({"port", "database"})
+INTEGER_KEYS = frozenset({"port", "database", "wait_replicas"})
+BOOLEAN_KEYS = frozenset({"cluster"})

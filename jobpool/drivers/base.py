@@ -12,9 +12,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jobpool import defaults
+from jobpool.limits import Limits
+
+if TYPE_CHECKING:
+    from jobpool.workflows.plan import FlowPlan
 
 # The record field `hook` of a job its worker's death failed for good, whose failed() hook a
 # worker must still run: pending until a worker begins it, then started. A worker that dies in
@@ -24,9 +28,13 @@ HOOK_STARTED = 2
 HOOK_NAMES = {HOOK_PENDING: "pending", HOOK_STARTED: "started"}  # in status records
 
 # The statuses in which a job holds its unique key: it waits or runs (as in lua/includes/common).
-WAITING_OR_RUNNING = frozenset({"queued", "delayed", "retrying", "processing"})
+# `waiting`: a chain's later step or a batch's callback, until its workflow releases it.
+WAITING_OR_RUNNING = frozenset({"queued", "delayed", "retrying", "processing", "waiting"})
 # The statuses of a finished job: what `qm.result()` waits for (as in lua/watch.lua).
 FINISHED = frozenset({"completed", "failed", "cancelled"})
+# The status Session.begin() gives a delivery the worker turns out not to hold (its lease lapsed
+# and a peer took it, or a failover lost the claim): the worker must not run it.
+NOT_HELD = "not_held"
 
 
 class Outcome(str, enum.Enum):
@@ -84,11 +92,15 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Fetched:
-    """One fetch: claimed jobs, when the next delayed job is due, and a peer whose lease lapsed."""
+    """One fetch: claimed jobs, when the next delayed job is due, and a peer whose lease lapsed;
+    or `paused`: the queue is paused, and nothing was claimed; or `limited_for`: its rate limit
+    or max_running allows no claim for that many seconds."""
 
     deliveries: list[Delivery]
     next_due: float | None  # seconds from now, None when nothing is delayed
     stale_worker: str | None = None
+    paused: bool = False
+    limited_for: float | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,21 @@ class Requeued:
     failed: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True)
+class TickClaim:
+    """What `schedule_tick` did with one tick of a schedule (see lua/schedule_tick.lua).
+
+    `outcome`: "pushed" (`job_id` is the new job's), "claimed" (this tick or a later one was
+    claimed already; `job_id` is the last job the schedule pushed, or ''), "skipped" (a missed
+    tick not caught up, or one before the schedule's first claim) or "held" (the job holding
+    its unique key waits or runs: `job_id`). `claimed`: the latest tick claimed, unix seconds.
+    """
+
+    outcome: str
+    job_id: str
+    claimed: float
+
+
 class Session(Protocol):
     """One worker's operations: claim, begin, acknowledge. Not shared between threads.
 
@@ -119,10 +146,11 @@ class Session(Protocol):
         count: int = 1,
         lease: float = defaults.LEASE,
         held: Sequence[str] | None = None,
+        limits: Limits | None = None,
     ) -> Fetched:
-        """Claim up to `count` ready jobs. Whatever else the worker's list holds goes back to
-        the queue first (a claim whose reply was lost), except, for a worker that runs jobs
-        while it fetches, the ids in `held`."""
+        """Claim up to `count` ready jobs, within the queue's `limits`. Whatever else the
+        worker's list holds goes back to the queue first (a claim whose reply was lost),
+        except, for a worker that runs jobs while it fetches, the ids in `held`."""
         ...
 
     def begin(self, delivery: Delivery, confirm: bool = False) -> Delivery:
@@ -139,8 +167,16 @@ class Session(Protocol):
     ) -> Outcome: ...
     def release(self, worker_id: str, queue: str, job_ids: Sequence[str]) -> int: ...
     def wait(
-        self, queue: str, timeout: float, wakeup_fd: int | None = None, worker_id: str = ""
-    ) -> None: ...
+        self,
+        queue: str | Sequence[str],
+        timeout: float,
+        wakeup_fd: int | None = None,
+        worker_id: str = "",
+    ) -> None:
+        """Block until a queue (or any of several) may have work, `timeout` passes, or
+        `wakeup_fd` is readable."""
+        ...
+
     def flush(self) -> None: ...
     def close(self) -> None: ...
 
@@ -191,9 +227,48 @@ class Driver(Protocol):
     def retry_failed(self, queue: str, job_ids: Sequence[str] | None = None) -> int: ...
     def delete(self, job_id: str) -> bool: ...
     def cancel(self, job_id: str) -> Cancel: ...
+    def uptime(self, queue: str) -> float:
+        """Seconds since the server holding `queue` started: leases stored before a restart
+        could not be renewed while it was down."""
+        ...
+
+    def set_paused(self, queue: str, paused: bool) -> bool:
+        """Pause (workers claim nothing from the queue) or resume it; True if that changed
+        anything."""
+        ...
+
+    def is_paused(self, queue: str) -> bool: ...
     def cancel_requests(self, queue: str, job_ids: Sequence[str]) -> set[str]:
         """Those of `job_ids` (jobs workers run) that were cancelled: asked to stop, or
         cancelled before they began. The master kills their workers."""
+        ...
+
+    def schedule_tick(
+        self,
+        queue: str,
+        name: str,
+        tick: float,
+        job: tuple[str, str, dict[str, Any]],
+        catch_up: bool,
+        grace: float,
+        unique: tuple[str, float] | None = None,
+    ) -> TickClaim:
+        """Claim the tick at `tick` (unix seconds) of schedule `name` and push `job` to `queue`,
+        in one step: of any number of calls for the same tick, one pushes. `unique`: the job's
+        (unique key, seconds it may hold it)."""
+        ...
+
+    def schedule_state(self, queue: str, name: str) -> dict[str, Any] | None:
+        """A schedule's latest claim and last run (`claimed`, `outcome`, `run_tick`, `run_job`,
+        `run_at`, unix seconds), or None before its first claim."""
+        ...
+
+    def enqueue_flow(self, plan: FlowPlan) -> None:
+        """Store a chain or batch and all of its jobs in one step (lua/enqueue_flow.lua)."""
+        ...
+
+    def flow(self, flow_id: str) -> dict[str, Any] | None:
+        """A chain's or batch's status (workflows/status.py), or None if there is none."""
         ...
 
     def close(self) -> None: ...

@@ -4,9 +4,10 @@ config's [redis] section, a driver) into a driver."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from jobpool import defaults
 from jobpool.drivers.base import Driver
@@ -34,12 +35,22 @@ def make_driver(
 
     if connection == "embedded":  # as url = "embedded" in a config file gives
         connection = RedisConfig(url="embedded", data_dir=Path(defaults.DATA_DIR).absolute())
+    client: redis.Redis | RedisCluster | None = None
     if isinstance(connection, RedisConfig):
-        connection = client_from_config(connection)
+        client = client_from_config(connection)
     elif isinstance(connection, str):
-        connection = client_from_url(connection)
-    if isinstance(connection, redis.Redis):
-        return RedisDriver(
-            connection, prefix=prefix, completed_ttl=completed_ttl, failed_ttl=failed_ttl
-        )
-    return connection
+        client = client_from_url(connection)
+    elif isinstance(connection, (redis.Redis, RedisCluster)):
+        client = connection
+    else:
+        return connection
+    durable = connection if isinstance(connection, RedisConfig) else RedisConfig()
+    # A RedisCluster speaks the same commands; the driver groups its work by slot.
+    return RedisDriver(
+        cast(redis.Redis, client),
+        prefix=prefix,
+        completed_ttl=completed_ttl,
+        failed_ttl=failed_ttl,
+        wait_replicas=durable.wait_replicas,
+        wait_timeout=durable.wait_timeout,
+    )

@@ -13,11 +13,15 @@ from typing import TYPE_CHECKING, NoReturn
 
 from jobpool import exitcodes
 from jobpool.config.units import format_size
+from jobpool.job import import_job_modules
+from jobpool.manager import QueueManager
 from jobpool.process import die_with_parent, owned_memory, rss_self, same_file
 from jobpool.supervisor import signals
 from jobpool.supervisor.board import Board
 from jobpool.supervisor.reports import Finished, Ready, TimedJobStarted
+from jobpool.unserved import unserved_job_warnings, warns_here
 from jobpool.worker.events import TitleEvents
+from jobpool.worker.threaded import make_worker  # by the master: its pages shared by workers
 
 if TYPE_CHECKING:
     from jobpool.config import Config, QueueConfig
@@ -50,6 +54,7 @@ class ChildEvents(TitleEvents):
         self.master_pid = master_pid
         self.memory_limit = qcfg.memory_limit
         self.queue_timeout = qcfg.timeout
+        self.queue = qcfg.name
         # A little jitter (up to a tenth more), so that a pool started together is not
         # recycled all at once.
         jitter = random.randint(0, qcfg.max_jobs // 10)
@@ -89,7 +94,9 @@ class ChildEvents(TitleEvents):
             # Outcomes only feed counters: a busy child sends them a batch at a time.
             if not self._outcomes:
                 self._outcomes_since = now
-            self._outcomes.append(Finished(outcome.value, took, delivery.job_class).encode())
+            queue = "" if delivery.queue == self.queue else delivery.queue
+            report = Finished(outcome.value, took, delivery.job_class, queue)
+            self._outcomes.append(report.encode())
             held = len(self._outcomes) >= OUTCOMES_HELD
             if held or now - self._outcomes_since >= OUTCOMES_EVERY:
                 self._send_outcomes()
@@ -175,11 +182,6 @@ def _serve(
     master_pid: int,
     preloaded: bool,
 ) -> int:  # pragma: no cover - runs in the forked child
-    from jobpool.job import import_job_modules
-    from jobpool.manager import QueueManager
-    from jobpool.unserved import unserved_job_warnings, warns_here
-    from jobpool.worker.threaded import make_worker
-
     qcfg = cfg.queue(slot.queue)
     events = ChildEvents(slot, qcfg, report_fd, board, master_pid)
     if not preloaded:
@@ -192,7 +194,8 @@ def _serve(
             for warning in unserved_job_warnings(cfg):
                 log.warning("%s", warning)
     manager = QueueManager.from_config(cfg)
-    worker = make_worker(manager, qcfg, worker_id=worker_id, events=events)
+    limits = cfg.served_limits(qcfg)
+    worker = make_worker(manager, qcfg, worker_id=worker_id, events=events, limits=limits)
     worker.install_signals(supervised=True)
     signals.unblock()  # our handlers are in place: a SIGTERM held since the fork lands now
     events.ready()

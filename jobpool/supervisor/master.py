@@ -19,13 +19,19 @@ from jobpool import exitcodes
 from jobpool.config import Config, ConfigError, load_config
 from jobpool.config.units import format_size
 from jobpool.drivers.base import Driver, Requeued
+from jobpool.drivers.redis.history import recorder_for
+from jobpool.ids import queue_of
 from jobpool.process import owned_memory, set_title
+from jobpool.schedules.resolve import templates_for
+from jobpool.schedules.runner import ScheduleRunner
 from jobpool.supervisor.board import Board, Running
 from jobpool.supervisor.cancels import CancelWatch
 from jobpool.supervisor.children import Child, Slot, spawn
+from jobpool.supervisor.dashboard_process import DashboardProcess
 from jobpool.supervisor.handback import Handback
 from jobpool.supervisor.metrics import make_metrics
 from jobpool.supervisor.plan import PoolPlan
+from jobpool.supervisor.registry import registry_for, workers_of
 from jobpool.supervisor.restarts import Kill, KillReason, RestartPolicy, describe_exit
 from jobpool.supervisor.signals import SignalQueue
 from jobpool.supervisor.systemd import Notifier
@@ -70,6 +76,13 @@ class Supervisor:
         self._ready_sent = False
         self.metrics = make_metrics(config.metrics.address, driver, self.queue_names)
         self.driver = driver
+        self.history = recorder_for(driver)  # the dashboard's charts: drivers/redis/history.py
+        self.dashboard = DashboardProcess(config_path, config.dashboard.listen)
+        self.schedules = ScheduleRunner(driver)  # pushes each tick's job: see schedules/runner.py
+        self.schedules.replace(config.schedules, templates_for(config, config_path, preloaded))
+        # The host registry: this master's heartbeat in Redis (supervisor/registry.py).
+        address = config.redis.safe_url()
+        self.registry = registry_for(driver, config_path, self.host, self.pid, address)
 
     def queue_names(self) -> list[str]:
         return list(self.plan.queues())
@@ -80,6 +93,8 @@ class Supervisor:
         self.metrics.start()
         self.signals.install()
         log.info("master %d starting: %s", self.pid, self.plan.describe())
+        if self.config.schedules:
+            log.info("schedules: %s", ", ".join(self.config.schedules))
         try:
             while True:
                 self._step()
@@ -100,8 +115,12 @@ class Supervisor:
         self._renew_leases(now)
         self._enforce_limits(now)
         self._stop_cancelled(now)
+        self.schedules.run_due(time.time())
+        self.history.flush(now)
+        self._beat(now)
         if self.draining_since is None:
             self._reconcile(now)
+            self.dashboard.start_if_due(now)
         elif not self.children:
             raise Stop()
         self._report(now)
@@ -116,6 +135,11 @@ class Supervisor:
             deadlines.append(self.restarts.next_start(now) or now + TICK)
         if self._hard_limits():
             deadlines.append(self._next_memory_check)
+        deadlines.append(self.history.next_flush() or now + TICK)
+        deadlines.append(self.dashboard.next_deadline() or now + TICK)
+        schedule_due = self.schedules.next_due()  # unix time, as ticks are
+        if schedule_due is not None:
+            deadlines.append(now + schedule_due - time.time())
         for child in self.children.values():
             running = child.running
             for job in running:
@@ -166,13 +190,29 @@ class Supervisor:
                 "SIGHUP: %s is invalid, keeping the running config:\n%s", self.config_path, exc
             )
             return
-        for section in ("redis", "metrics"):
+        for section in ("redis", "metrics", "dashboard"):
             if getattr(new, section) != getattr(self.config, section):
                 log.error(
                     "SIGHUP: [%s] changed: restart jobpool to apply; keeping the running config",
                     section,
                 )
                 return
+        try:
+            templates = templates_for(new, self.config_path, self.preloaded)
+        except ConfigError as exc:
+            log.error(
+                "SIGHUP: the schedules of %s do not resolve, keeping the running config:\n%s",
+                self.config_path,
+                exc,
+            )
+            return
+        changed = self.schedules.replace(new.schedules, templates)
+        if changed or new.schedules != self.config.schedules:
+            log.info(
+                "SIGHUP: schedules: %s (new or changed: %s)",
+                ", ".join(new.schedules) or "none",
+                ", ".join(changed) or "none",
+            )
         removed = self.plan.reload(new)
         self.config = new
         log.info(
@@ -209,7 +249,9 @@ class Supervisor:
 
     def _count_finished(self, child: Child) -> None:
         for done in child.finished:
-            self.metrics.job_finished(child.slot.queue, done.job_class, done.outcome, done.seconds)
+            queue = done.queue or child.slot.queue
+            self.metrics.job_finished(queue, done.job_class, done.outcome, done.seconds)
+            self.history.add(queue, done.job_class, done.outcome, done.seconds)
         child.finished.clear()
 
     def _reap(self) -> None:
@@ -223,6 +265,8 @@ class Supervisor:
             child = self.children.pop(pid, None)
             if child is not None:
                 self._on_exit(child, os.waitstatus_to_exitcode(status))
+            else:
+                self.dashboard.reaped(pid, os.waitstatus_to_exitcode(status), time.monotonic())
 
     def _on_exit(self, child: Child, code: int) -> None:
         child.read_reports()
@@ -258,6 +302,7 @@ class Supervisor:
                 self.metrics.job_finished(
                     child.slot.queue, busy.job_class, fate, now - busy.started
                 )
+                self.history.add(child.slot.queue, busy.job_class, fate, now - busy.started)
             jobs.append(f"; job {busy.job_id} {fate}")
         job = "".join(jobs)
         backoff = f"; restarting in {delay:g}s" if delay and self.draining_since is None else ""
@@ -281,10 +326,14 @@ class Supervisor:
         count_attempt: bool,
         running: list[Running] | None = None,
     ) -> set[str]:
-        """Hand a dead worker's jobs back at once: no waiting for its lease to lapse. Returns
-        the ids of the jobs that its death failed for good."""
-        requeued = self.handback.requeue(queue, worker_id, reason, count_attempt)
-        return set() if requeued is None else self._count_deaths(queue, requeued, running)
+        """Hand a dead worker's jobs back at once, from every queue it served: no waiting for
+        its lease to lapse. Returns the ids of the jobs that its death failed for good."""
+        failed: set[str] = set()
+        for served in self.config.queue(queue).served:
+            requeued = self.handback.requeue(served, worker_id, reason, count_attempt)
+            if requeued is not None:
+                failed |= self._count_deaths(served, requeued, running)
+        return failed
 
     def _count_deaths(
         self, queue: str, requeued: Requeued, running: list[Running] | None
@@ -295,6 +344,7 @@ class Supervisor:
         for job_id, job_class in requeued.failed:
             took = now - started[job_id] if job_id in started else 0.0
             self.metrics.job_finished(queue, job_class, "failed", took)
+            self.history.add(queue, job_class, "failed", took)
             self.stats["failed"] += 1
         return {job_id for job_id, _ in requeued.failed}
 
@@ -305,7 +355,8 @@ class Supervisor:
     def _renew_leases(self, now: float) -> None:
         by_queue: dict[str, list[str]] = {}
         for child in self.children.values():
-            by_queue.setdefault(child.slot.queue, []).append(child.worker_id)
+            for queue in self.config.queue(child.slot.queue).served:
+                by_queue.setdefault(queue, []).append(child.worker_id)
         self.handback.renew(
             now, {q: (ids, self.config.queue(q).lease) for q, ids in by_queue.items()}
         )
@@ -350,7 +401,7 @@ class Supervisor:
         watched = [c for c in self.children.values() if c.killed is None and not c.threaded]
         for child in watched:
             for busy in child.running:
-                running.setdefault(child.slot.queue, []).append(busy.job_id)
+                running.setdefault(queue_of(busy.job_id), []).append(busy.job_id)
         cancelled = self.cancels.cancelled(now, running)
         for child in watched if cancelled else []:
             for busy in child.running if child.killed is None else ():
@@ -436,12 +487,23 @@ class Supervisor:
                 "leases lapse",
                 len(self.handback.pending),
             )
+        self.history.flush(time.monotonic(), force=True)
+        if self.registry is not None:
+            self.registry.remove()
+        self.dashboard.stop()
         self.signals.close()
         self.metrics.close()
         log.info("master %d stopped", self.pid)
         return exitcodes.OK
 
     # -- presentation --------------------------------------------------------------------------
+
+    def _beat(self, now: float) -> None:
+        """This master's entry in the host registry, every few seconds."""
+        if self.registry is not None:
+            state = "running" if self.draining_since is None else "draining"
+            workers = workers_of(self.children.values(), now)
+            self.registry.beat(now, self.queue_names(), workers, state)
 
     def _report(self, now: float) -> None:
         """Process title, and for systemd: READY once every wanted worker took up work, live

@@ -40,19 +40,23 @@ class TimedJobStarted:
 
 @dataclass(frozen=True)
 class Finished:
-    """A job ended: its outcome (an Outcome's value), how long it ran, and its class."""
+    """A job ended: its outcome (an Outcome's value), how long it ran, its class, and its
+    queue ("" for the worker's own: a worker may serve several)."""
 
     outcome: str
     seconds: float
     job_class: str
+    queue: str = ""
 
     def encode(self) -> bytes:
         # A line break inside the class name would end the line early: it becomes a space.
+        # Queue names have no spaces (jobpool/names.py); the class, last, may.
         job_class = self.job_class.replace("\n", " ")
-        return b"%s %s %.6f %s\n" % (
+        return b"%s %s %.6f %s %s\n" % (
             FINISHED,
             self.outcome.encode(),
             self.seconds,
+            (self.queue or "-").encode(errors="replace"),
             job_class.encode(errors="replace"),
         )
 
@@ -68,12 +72,12 @@ def parse(line: bytes) -> Report | None:
     if tag == TIMED_JOB_STARTED:
         return TimedJobStarted()
     if tag == FINISHED:
-        words = rest.split(b" ", 2)
-        if len(words) != 3:
+        words = rest.split(b" ", 3)
+        if len(words) != 4:
             return None
-        outcome, seconds, job_class = (word.decode(errors="replace") for word in words)
+        outcome, seconds, queue, job_class = (word.decode(errors="replace") for word in words)
         try:
-            return Finished(outcome, float(seconds), job_class)
+            return Finished(outcome, float(seconds), job_class, "" if queue == "-" else queue)
         except ValueError:
             return None
     return None

@@ -38,6 +38,12 @@ class WorkerEvents:
     def idle(self) -> None:
         """The worker is about to wait for work, or to stop: say what is still unsaid."""
 
+    def paused(self) -> None:
+        """The worker's queue is paused: it claims nothing until it is resumed."""
+
+    def resumed(self) -> None:
+        """The worker's queue is no longer paused."""
+
     def stop_reason(self) -> str | None:
         """Asked after each job and each idle tick: a reason to stop now, or None."""
         return None
@@ -59,6 +65,12 @@ class TitleEvents(WorkerEvents):
         with self.lock:
             self.busy += 1
             set_title(worker_title(self.name, slots=(self.busy, self.concurrency)))
+
+    def paused(self) -> None:
+        set_title(f"jobpool: worker {self.name} paused")
+
+    def resumed(self) -> None:
+        set_title(worker_title(self.name))
 
     def job_finished(self, delivery: Delivery, outcome: Outcome, slot: int = 0) -> None:
         if self.concurrency == 1:

@@ -15,7 +15,7 @@ import select
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -25,7 +25,9 @@ from jobpool.backoff import Backoff
 from jobpool.drivers.base import Delivery, Fetched, Outcome
 from jobpool.drivers.redis.client import CONNECTION_ERRORS
 from jobpool.drivers.redis.replies import ReplyLog
+from jobpool.limits import Limits
 from jobpool.process import same_file
+from jobpool.worker.claim_order import ClaimOrder
 from jobpool.worker.events import WorkerEvents
 from jobpool.worker.lease_keeper import LeaseKeeper
 from jobpool.worker.runner import REFUSED_BACKOFF_CAP, JobRunner, WorkerShutdown
@@ -63,11 +65,24 @@ class Worker:
         lease: float = defaults.LEASE,
         prefetch: int = defaults.PREFETCH,
         events: WorkerEvents | None = None,
+        limits: Limits | Mapping[str, Limits] | None = None,
+        serve: Sequence[str] = (),
+        weights: Sequence[int] = (),
     ):
         self.manager = manager
         self.driver = manager.driver
         self.session = manager.driver.session()
-        self.queue = manager.queue_name(queue=queue)
+        # The queues this worker takes jobs from, highest priority first; `queue` is the first.
+        self.queues = [manager.queue_name(queue=q) for q in serve] or [
+            manager.queue_name(queue=queue)
+        ]
+        self.queue = self.queues[0]
+        self.order = ClaimOrder(self.queues, weights)
+        self.limits: dict[str, Limits] = {}  # each queue's rate_limit and max_running, if any
+        for name in self.queues:
+            limit = limits.get(name) if isinstance(limits, Mapping) else limits
+            if limit:
+                self.limits[name] = limit
         self.worker_id = worker_id or new_worker_id(self.queue)
         self.lease = lease
         self.prefetch = prefetch
@@ -83,6 +98,9 @@ class Worker:
         self.runner = JobRunner(manager, self.session, self.user_code, self.events, self.worker_id)
         self._refusals = ReplyLog(log)
         self._unreachable = Backoff()
+        self._paused = False  # the queue was paused at the last claim
+        self._lost_redis_at = -float("inf")  # when a claim last found Redis unreachable
+        self._reap_after = 0.0  # no reaping before then: Redis restarted less than a lease ago
         self._refused = Backoff(first=0.5, cap=REFUSED_BACKOFF_CAP)
 
     def _make_user_code(self) -> UserCode:
@@ -147,19 +165,29 @@ class Worker:
         it. Harmless if Redis is away: the lease then lapses and a peer does it."""
         with contextlib.suppress(*CONNECTION_ERRORS, redis.ResponseError):
             self.session.flush()
-        with contextlib.suppress(*CONNECTION_ERRORS, redis.ResponseError):
-            self.driver.requeue_worker(
-                self.queue, self.worker_id, "worker stopped", count_attempt=False
-            )
+        for queue in self.queues:
+            with contextlib.suppress(*CONNECTION_ERRORS, redis.ResponseError):
+                self.driver.requeue_worker(
+                    queue, self.worker_id, "worker stopped", count_attempt=False
+                )
         self.session.close()
 
     def _renew(self) -> None:
-        self.driver.renew(self.queue, [self.worker_id], self.lease)
+        for queue in self.queues:
+            self.driver.renew(queue, [self.worker_id], self.lease)
 
     def _take_jobs(self, max_jobs: int, burst: bool) -> int:
         while not self.stopping:
             fetched = self._guarded(lambda: self._claim(self._batch_size()), max_jobs)
             if fetched is None:
+                continue
+            if fetched.paused:
+                self._wait_paused(max_jobs)
+                continue
+            self._resumed()
+            if fetched.limited_for is not None:
+                self._pause(min(fetched.limited_for, IDLE_TICK))
+                self._check_stop(max_jobs)
                 continue
             if not fetched.deliveries:
                 if burst and fetched.next_due is None:
@@ -172,11 +200,55 @@ class Worker:
             self._learn(self.jobs_done - before, time.monotonic() - started)
         return self.jobs_done
 
+    def _wait_paused(self, max_jobs: int) -> None:
+        """The queue is paused: look again in a second (a stop signal cuts the wait short).
+        Not a blocking wait on the queue: a push would wake it for nothing."""
+        self.events.idle()
+        if not self._paused:
+            self._paused = True
+            self.events.paused()
+            which = "queue " + self.queue if len(self.queues) == 1 else "every queue served"
+            log.info("%s is paused: claiming nothing until it is resumed", which)
+        self._pause(IDLE_TICK)
+        self._check_stop(max_jobs)
+
+    def _resumed(self) -> None:
+        if self._paused:
+            self._paused = False
+            self.events.resumed()
+            log.info("resumed: claiming again")
+
     def _claim(self, count: int) -> Fetched:
-        """Claim up to `count` jobs, reaping in passing a peer whose lease lapsed."""
-        fetched = self.session.fetch(self.queue, self.worker_id, count, self.lease, self._held())
+        """Claim up to `count` jobs from the first queue served that has any (in priority
+        order, or drawn by weight), reaping in passing peers whose lease lapsed. Nothing
+        claimed: paused only if every queue is; limited by the soonest a limit allows; else
+        the soonest a delayed job is due."""
+        if len(self.queues) == 1:
+            return self._claim_from(self.queue, count)
+        due: list[float] = []
+        limited: list[float] = []
+        paused = 0
+        for queue in self.order.next():
+            fetched = self._claim_from(queue, count)
+            if fetched.deliveries:
+                return fetched
+            paused += fetched.paused
+            if fetched.limited_for is not None:
+                limited.append(fetched.limited_for)
+            if fetched.next_due is not None:
+                due.append(fetched.next_due)
+        if paused == len(self.queues):
+            return Fetched([], None, paused=True)
+        if limited:
+            return Fetched([], None, limited_for=min(limited + due))
+        return Fetched([], min(due, default=None))
+
+    def _claim_from(self, queue: str, count: int) -> Fetched:
+        fetched = self.session.fetch(
+            queue, self.worker_id, count, self.lease, self._held(), self.limits.get(queue)
+        )
         if fetched.stale_worker:
-            self._reap(fetched.stale_worker)
+            self._reap(queue, fetched.stale_worker)
         return fetched
 
     def _held(self) -> list[str] | None:
@@ -190,6 +262,7 @@ class Worker:
         try:
             value = step()
         except CONNECTION_ERRORS as exc:
+            self._lost_redis_at = time.monotonic()
             wait = self._unreachable.next()
             log.warning("redis unreachable (%s); reconnecting in %.1fs", exc, wait)
             self._pause(wait)
@@ -237,9 +310,8 @@ class Worker:
         for i, delivery in enumerate(deliveries):
             if self.stopping:
                 rest = [d.id for d in deliveries[i:]]
-                self._call(
-                    functools.partial(self.session.release, self.worker_id, self.queue, rest)
-                )
+                queue = deliveries[i].queue  # one claim, one queue
+                self._call(functools.partial(self.session.release, self.worker_id, queue, rest))
                 return
             self._run_one(delivery, i > 0 and time.monotonic() - claimed > CONFIRM_AFTER)
             self.jobs_done += 1
@@ -249,19 +321,29 @@ class Worker:
         timeout = IDLE_TICK if next_due is None else min(next_due, IDLE_TICK)
         self.events.idle()
         if timeout > 0:
-            self.session.wait(self.queue, timeout, self._wakeup_fd(), self.worker_id)
+            self.session.wait(self.queues, timeout, self._wakeup_fd(), self.worker_id)
             self._drain_wakeup()
 
-    def _reap(self, stale: str) -> None:
+    def _reap(self, queue: str, stale: str) -> None:
+        """Hand back the jobs of a peer whose lease lapsed: it died unseen. Not right after
+        Redis was away (for us, or restarted for all): then every lease lapsed because nobody
+        could renew it, and live peers get a lease's time to renew theirs first."""
+        now = time.monotonic()
+        if now - self._lost_redis_at < self.lease or now < self._reap_after:
+            return
+        uptime = self.driver.uptime(queue)
+        if uptime < self.lease:
+            self._reap_after = now + self.lease - uptime  # ask the server again only then
+            return
         requeued = self.driver.requeue_worker(
-            self.queue, stale, "worker lost: its lease expired", only_if_expired=True
+            queue, stale, "worker lost: its lease expired", only_if_expired=True
         )
         if requeued.handed > 0:
             log.warning(
                 "worker %s stopped renewing its lease; %d job(s) handed back",
                 stale,
                 requeued.handed,
-                extra={"queue": self.queue},
+                extra={"queue": queue},
             )
 
     def stop(self) -> None:

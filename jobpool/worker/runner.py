@@ -8,6 +8,7 @@ a session (a Redis connection) of its own.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import traceback
@@ -18,7 +19,7 @@ import redis
 
 from jobpool.backoff import Backoff
 from jobpool.context import running_job, running_with
-from jobpool.drivers.base import Delivery, Outcome, Session
+from jobpool.drivers.base import NOT_HELD, Delivery, Outcome, Session
 from jobpool.drivers.redis.client import CONNECTION_ERRORS
 from jobpool.drivers.redis.replies import ReplyLog
 from jobpool.errors import JobDecodeError, WorkerLostError
@@ -89,8 +90,15 @@ class JobRunner:
         """Begin and run one claimed job; `confirm`: wait for its begin to be recorded first, so
         that a job cancelled while it waited is skipped. None when the worker recorded the
         outcome itself (a timeout or a cancel it enforced while this thread ran the job)."""
-        delivery = self.session.begin(delivery, confirm)
+        # Retried like every queue step: a failover may cut the begin off (it is idempotent).
+        delivery = self.call(functools.partial(self.session.begin, delivery, confirm))
         outcome: Outcome | None
+        if delivery.record.get("status") == NOT_HELD:
+            log.warning(
+                "no longer held by this worker (a failover, or its lease lapsed); skipped",
+                extra=job_fields(delivery),
+            )
+            return None
         if delivery.record.get("status") == "cancelled":
             log.info("cancelled before it began; skipped", extra=job_fields(delivery))
             outcome = Outcome.CANCELLED

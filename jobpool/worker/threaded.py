@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import redis
@@ -22,6 +23,7 @@ from jobpool import defaults
 from jobpool.drivers.redis.client import CONNECTION_ERRORS
 from jobpool.errors import JobTimeoutError
 from jobpool.job import Job, decode_job
+from jobpool.limits import Limits
 from jobpool.worker.events import WorkerEvents
 from jobpool.worker.loop import BATCH_SECONDS, IDLE_TICK, Worker
 from jobpool.worker.runner import JobRunner, job_fields
@@ -53,9 +55,20 @@ class ThreadedWorker(Worker):
         lease: float = defaults.LEASE,
         prefetch: int = defaults.PREFETCH,
         events: WorkerEvents | None = None,
+        limits: Limits | Mapping[str, Limits] | None = None,
+        serve: Sequence[str] = (),
+        weights: Sequence[int] = (),
     ):
         super().__init__(
-            manager, queue, worker_id=worker_id, lease=lease, prefetch=prefetch, events=events
+            manager,
+            queue,
+            worker_id=worker_id,
+            lease=lease,
+            prefetch=prefetch,
+            events=events,
+            limits=limits,
+            serve=serve,
+            weights=weights,
         )
         self.concurrency = concurrency
         self.timeout = timeout  # the queue's; a job's own `timeout` wins
@@ -103,6 +116,14 @@ class ThreadedWorker(Worker):
                 fetched = self._guarded(functools.partial(self._claim, want), max_jobs)
                 if fetched is None:
                     continue
+                if fetched.paused:
+                    self._wait_paused(max_jobs)
+                    continue
+                self._resumed()
+                if fetched.limited_for is not None:
+                    self.slots.wait(min(fetched.limited_for, self._watch_in()), self._wakeup_fd())
+                    self._drain_wakeup()
+                    continue
                 if fetched.deliveries:
                     claimed_at = time.monotonic()
                     for delivery in fetched.deliveries:
@@ -149,9 +170,9 @@ class ThreadedWorker(Worker):
         """Stopping: hand back the jobs not started, let the running ones finish (the master
         kills us past graceful_timeout; a stuck job's worker leaves by itself then)."""
         waiting = self.slots.take_back()
-        if waiting:
-            self.runner.release(self.queue, [d.id for d in waiting])
-            self._holding.difference_update(d.id for d in waiting)
+        for queue in {d.queue for d in waiting}:
+            self.runner.release(queue, [d.id for d in waiting if d.queue == queue])
+        self._holding.difference_update(d.id for d in waiting)
         while self.slots.busy > self.slots.stuck():
             if self._leave_by is not None and time.monotonic() >= self._leave_by:
                 log.warning(
@@ -192,8 +213,11 @@ class ThreadedWorker(Worker):
                 self._stop_job(job, JobCancelledError("cancelled while it ran"), "cancel")
 
     def _cancelled(self, running: list[RunningJob]) -> list[RunningJob]:
+        asked: set[str] = set()
         try:
-            asked = self.driver.cancel_requests(self.queue, [r.delivery.id for r in running])
+            for queue in {r.delivery.queue for r in running}:
+                ids = [r.delivery.id for r in running if r.delivery.queue == queue]
+                asked |= self.driver.cancel_requests(queue, ids)
         except (*CONNECTION_ERRORS, redis.ResponseError) as exc:
             log.warning("cannot look for cancelled jobs (%s); will retry", exc)
             return []
@@ -237,8 +261,12 @@ def make_worker(
     *,
     worker_id: str | None = None,
     events: WorkerEvents | None = None,
+    limits: Mapping[str, Limits] | None = None,
 ) -> Worker:
-    """The worker a queue's settings ask for: one job at a time, or `concurrency` at once."""
+    """The worker a queue's settings ask for: one job at a time, or `concurrency` at once,
+    from its queue or the queues it serves; `limits`: those of each queue served (default: the
+    queue's own)."""
+    limits = {qcfg.name: qcfg.limits} if limits is None else limits
     if qcfg.concurrency == 1:
         return Worker(
             manager,
@@ -247,6 +275,9 @@ def make_worker(
             lease=qcfg.lease,
             prefetch=qcfg.prefetch,
             events=events,
+            limits=limits,
+            serve=qcfg.serve,
+            weights=qcfg.weights,
         )
     return ThreadedWorker(
         manager,
@@ -258,4 +289,7 @@ def make_worker(
         lease=qcfg.lease,
         prefetch=qcfg.prefetch,
         events=events,
+        limits=limits,
+        serve=qcfg.serve,
+        weights=qcfg.weights,
     )

@@ -15,6 +15,8 @@ from jobs import Once, Record
 from jobpool import JobFailed, Outcome, Worker
 from jobpool.errors import JobEncodeError, JobNotFoundError
 
+QM_BACKENDS = ("memory", "redis", "cluster")  # see tests/conftest.py
+
 
 def test_apush_and_aresult_under_a_running_loop(qm):
     async def main() -> tuple[str, str]:

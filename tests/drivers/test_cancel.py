@@ -12,6 +12,8 @@ from jobs import Fail, Record, Sleep, runs
 
 from jobpool import Outcome, Worker
 
+QM_BACKENDS = ("memory", "redis", "cluster")  # see tests/conftest.py
+
 
 def test_a_queued_job_is_cancelled_and_never_runs(qm, tmp_path):
     path = str(tmp_path / "out")

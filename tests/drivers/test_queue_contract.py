@@ -14,6 +14,8 @@ from jobpool.drivers.base import Requeued
 from jobpool.drivers.redis import RedisDriver
 from jobpool.errors import JobEncodeError, PayloadTooLargeError
 
+QM_BACKENDS = ("memory", "redis", "cluster", "sentinel")  # see tests/conftest.py
+
 
 def test_push_pop_process_completes(qm, tmp_path):
     job_id = qm.push(Record(str(tmp_path / "out")))
@@ -422,9 +424,10 @@ def test_a_last_attempt_that_dies_with_its_worker_fails_like_one_that_raised(qm,
         assert qm.driver.stats("default")["failed_last_minute"] == 2
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("backend", ["memory", "redis", "cluster"])
 def test_finished_records_expire_after_their_ttl(request, tmp_path, backend):
-    conn = None if backend == "memory" else request.getfixturevalue("redis_url")
+    fixture = {"memory": None, "redis": "redis_url", "cluster": "redis_cluster"}[backend]
+    conn = None if fixture is None else request.getfixturevalue(fixture)
     qm = QueueManager(conn, completed_ttl=0.3, failed_ttl=0.6)
     done = qm.push(Record(str(tmp_path / "out")))
     Worker(qm).process(qm.pop())

@@ -14,6 +14,8 @@ from jobs import Record, Sleep
 from jobpool import JobFailed, Outcome, QueueManager, Worker
 from jobpool.errors import JobNotFoundError
 
+QM_BACKENDS = ("memory", "redis", "cluster")  # see tests/conftest.py
+
 
 def run_next(qm) -> Outcome:
     return Worker(qm).process(qm.pop())

@@ -113,3 +113,14 @@ def test_a_new_earliest_delayed_job_wakes_every_idle_worker(redis_qm, redis_serv
     for wid in woke:
         fetched = redis_qm.driver.session().fetch("default", wid)
         assert fetched.deliveries == [] and 9 < fetched.next_due <= 10.01
+
+
+def test_a_session_reconnects_as_often_as_it_must(redis_qm):
+    """Each reconnect opens a connection of its own; none may count against the client pool's
+    max_connections, or a worker would be refused after a hundred Redis restarts."""
+    session = redis_qm.driver.session()
+    for _ in range(150):
+        session.fetch("default", "w1", count=1)
+        session.close()  # as a dropped connection does
+    for _ in range(150):
+        assert redis_qm.pop(timeout=0) is None  # qm.pop() takes a session of its own each time

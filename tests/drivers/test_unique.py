@@ -11,6 +11,8 @@ from jobs import Fail, Once, Record
 from jobpool import Outcome, Worker, job
 from jobpool.errors import JobEncodeError
 
+QM_BACKENDS = ("memory", "redis", "cluster")  # see tests/conftest.py
+
 _NOT_JSON = object()
 
 

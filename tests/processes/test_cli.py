@@ -115,8 +115,10 @@ def test_embedded_start_status_stop(tmp_path):
     try:
         started = jobpool("embedded", "start", "-c", str(path))
         assert started.returncode == 0 and started.stdout.startswith("started")
+        assert re.search(r"^server: (Valkey|Redis) \d+\.\d+\.\d+ \(/\S+\)$", started.stdout, re.M)
         status = jobpool("embedded", "status", "-c", str(path))
         assert status.returncode == 0 and status.stdout.startswith("running")
+        assert started.stdout.splitlines()[1] == status.stdout.splitlines()[1]  # server: ...
         job_id = QueueManager.from_config(path).push(Record(str(tmp_path / "out")))
         assert jobpool("status", job_id, "-c", str(path)).returncode == 0
     finally:
@@ -124,7 +126,10 @@ def test_embedded_start_status_stop(tmp_path):
     assert stopped.stdout.strip() == "stopped"
     after = jobpool("embedded", "status", "-c", str(path))
     assert after.returncode == 1 and after.stdout.startswith("not running")
-    assert (tmp_path / "data" / "appendonly.aof").exists() or any((tmp_path / "data").glob("*.aof"))
+    would = r"^would start: (Valkey|Redis) \d+\.\d+\.\d+ \(\S+: /\S+\)$"
+    assert re.search(would, after.stdout, re.M), after.stdout
+    # Redis 7 and Valkey keep a multi-part AOF in appendonlydir/ (Redis 6.2 kept appendonly.aof).
+    assert any((tmp_path / "data" / "appendonlydir").glob("*.aof"))
 
 
 ISO_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d"

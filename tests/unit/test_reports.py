@@ -35,7 +35,7 @@ def test_each_report_reads_back_as_itself(report: Report) -> None:
 def test_the_lines_are_those_the_protocol_documents() -> None:
     assert Ready().encode() == b"R\n"
     assert TimedJobStarted().encode() == b"B\n"
-    assert Finished("completed", 0.5, "Mail").encode() == b"I completed 0.500000 Mail\n"
+    assert Finished("completed", 0.5, "Mail").encode() == b"I completed 0.500000 - Mail\n"
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1000])
@@ -50,7 +50,7 @@ def test_a_stream_cut_anywhere_reads_back_whole_and_in_order(chunk: int) -> None
 def test_a_line_without_its_end_waits_for_it() -> None:
     reader = ReportReader()
     assert reader.feed(b"R\nI completed 0.1") == [Ready()]
-    assert reader.feed(b"00000 Mail") == []
+    assert reader.feed(b"00000 - Mail") == []
     assert reader.feed(b"\n") == [Finished("completed", 0.1, "Mail")]
 
 
@@ -71,3 +71,9 @@ def test_a_line_break_in_a_class_name_cannot_end_the_line_early() -> None:
 def test_lines_that_are_no_report_are_skipped(line: bytes) -> None:
     assert parse(line) is None
     assert ReportReader().feed(line + b"\nR\n") == [Ready()]
+
+
+def test_a_job_of_another_queue_than_its_workers_keeps_its_queue() -> None:
+    """A worker serving several queues reports each job's own queue for the metrics."""
+    [got] = ReportReader().feed(Finished("completed", 0.5, "Mail", "urgent").encode())
+    assert got == Finished("completed", 0.5, "Mail", "urgent")

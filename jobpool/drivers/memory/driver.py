@@ -22,10 +22,14 @@ from jobpool.drivers.base import (
     WAITING_OR_RUNNING,
     Cancel,
     Requeued,
+    TickClaim,
     cancel_requested,
     public_record,
 )
+from jobpool.drivers.memory.flows import flow_outcome
 from jobpool.ids import queue_of
+from jobpool.workflows.plan import FlowPlan, flow_field
+from jobpool.workflows.status import KINDS, flow_status, related_ids
 
 RECHECK = 1.0  # seconds between looks at a waited-for record (a cancel or delete wakes no one)
 
@@ -39,6 +43,8 @@ class _Queue:
         self.delayed: list[tuple[float, str]] = []  # sorted (due, id)
         self.held: dict[str, list[str]] = {}  # worker id -> job ids
         self.failed: dict[str, float] = {}  # id -> failed at
+        self.paused = False
+        self.starts: deque[int] = deque()  # claim times (ms) in the rate limit's window
 
 
 class MemoryDriver:
@@ -57,6 +63,7 @@ class MemoryDriver:
         self._records: dict[str, dict[str, Any]] = {}
         self._bodies: dict[str, str] = {}
         self._unique: dict[tuple[str, str], tuple[str, int]] = {}  # (queue, key) -> (id, until)
+        self._schedules: dict[tuple[str, str], dict[str, Any]] = {}  # (queue, name) -> its hash
         lock = threading.RLock()
         self._cond = threading.Condition(lock)  # a push or a hand-back: wakes idle workers
         self._finished = threading.Condition(lock)  # a job finished: wakes qm.result()
@@ -165,6 +172,7 @@ class MemoryDriver:
     def _fail(self, q: _Queue, job_id: str, record: dict[str, Any], now: int, **extra: Any) -> None:
         """Fail a job for good: the one place that does, as mark_failed in lua/includes."""
         expires = now + int(self.failed_ttl * 1000)
+        flow_outcome(self, job_id, record, "failed", now, int(self.failed_ttl * 1000))
         self._save(
             job_id,
             record,
@@ -178,9 +186,12 @@ class MemoryDriver:
         self._finished.notify_all()
         self._release_unique(job_id, record)
 
-    def _cancel(self, job_id: str, record: dict[str, Any], now: int) -> None:
-        """Cancel a job: the one place that does, as mark_cancelled in lua/includes."""
+    def _cancel(self, job_id: str, record: dict[str, Any], now: int, flow: bool = True) -> None:
+        """Cancel a job: the one place that does, as mark_cancelled in lua/includes (`flow`
+        False: as cancel_record, leaving its workflow alone)."""
         expires = now + int(self.failed_ttl * 1000)
+        if flow:
+            flow_outcome(self, job_id, record, "cancelled", now, int(self.failed_ttl * 1000))
         self._save(
             job_id,
             record,
@@ -209,6 +220,21 @@ class MemoryDriver:
             q.delayed = [(due, i) for due, i in q.delayed if i != job_id]
             self._cancel(job_id, record, self._now_ms())
             return Cancel.CANCELLED
+
+    def uptime(self, queue: str) -> float:
+        return float("inf")  # it lives as long as the process that reads it
+
+    def set_paused(self, queue: str, paused: bool) -> bool:
+        with self._cond:
+            q = self._q(queue)
+            changed, q.paused = q.paused != paused, paused
+            if changed and not paused:
+                self._cond.notify_all()  # idle workers look again
+            return changed
+
+    def is_paused(self, queue: str) -> bool:
+        with self._cond:
+            return self._q(queue).paused
 
     def cancel_requests(self, queue: str, job_ids: Sequence[str]) -> set[str]:
         with self._cond:
@@ -342,6 +368,70 @@ class MemoryDriver:
         from jobpool.drivers.memory.session import MemorySession
 
         return MemorySession(self)
+
+    def schedule_tick(
+        self,
+        queue: str,
+        name: str,
+        tick: float,
+        job: tuple[str, str, dict[str, Any]],
+        catch_up: bool,
+        grace: float,
+        unique: tuple[str, float] | None = None,
+    ) -> TickClaim:
+        """As lua/schedule_tick.lua: see there."""
+        with self._cond:
+            state = self._schedules.setdefault((queue, name), {})
+            claimed, now = state.get("claimed"), self.clock()
+            if claimed is not None and claimed >= tick:
+                return TickClaim("claimed", state.get("run_job", ""), claimed)
+            if now - tick > grace and (claimed is None or not catch_up):
+                state.update(claimed=tick, outcome="skipped")
+                return TickClaim("skipped", "", tick)
+            job_id = job[0]
+            if unique is not None:
+                job_id, created = self.enqueue_unique(queue, job, *unique)
+                if not created:
+                    state.update(claimed=tick, outcome="held", held_by=job_id)
+                    return TickClaim("held", job_id, tick)
+            else:
+                self.enqueue(queue, [job])
+            self._records[job_id]["tick_at"] = round(tick * 1000)
+            state.update(claimed=tick, outcome="pushed", run_tick=tick, run_job=job_id, run_at=now)
+            return TickClaim("pushed", job_id, tick)
+
+    def schedule_state(self, queue: str, name: str) -> dict[str, Any] | None:
+        with self._cond:
+            state = self._schedules.get((queue, name))
+            return dict(state) if state else None
+
+    def enqueue_flow(self, plan: FlowPlan) -> None:
+        """As lua/enqueue_flow.lua: see there."""
+        with self._cond:
+            if plan.field in self._records:
+                return
+            now, q = self._now_ms(), self._q(plan.queue)
+            flow = copy.deepcopy(plan.record)
+            self._records[plan.field] = dict(flow, status="processing", created_at=now)
+            self._records[plan.field]["updated_at"] = now
+            for (job_id, body, initial), ready in zip(plan.entries, plan.ready, strict=True):
+                self._bodies[job_id] = body
+                record = dict(initial, attempts=0, created_at=now)
+                self._save(job_id, record, status="queued" if ready else "waiting")
+                if ready:
+                    q.ready.append(job_id)
+            self._cond.notify_all()
+
+    def flow(self, flow_id: str) -> dict[str, Any] | None:
+        with self._cond:
+            now = self._now_ms()
+            for kind in KINDS:
+                record = self._records.get(flow_field(kind, flow_id))
+                if record is None or record.get("expires_at", float("inf")) <= now:
+                    continue
+                jobs = {i: copy.deepcopy(self._records.get(i)) for i in related_ids(record)}
+                return flow_status(flow_id, copy.deepcopy(record), jobs)
+            return None
 
     def close(self) -> None:
         """Nothing to close: the queues live as long as the driver object."""

@@ -17,7 +17,11 @@ from jobpool.drivers.base import (
     Fetched,
     Outcome,
 )
-from jobpool.drivers.memory.driver import MemoryDriver
+from jobpool.drivers.memory.driver import MemoryDriver, _Queue
+from jobpool.drivers.memory.flows import flow_outcome
+from jobpool.limits import Limits
+
+MAX_RUNNING_RECHECK = 0.1  # seconds before a worker at max_running looks again (as fetch.lua)
 
 
 def _waits_to_begin(record: dict[str, Any]) -> bool:
@@ -25,6 +29,24 @@ def _waits_to_begin(record: dict[str, Any]) -> bool:
     if record["status"] == "failed":
         return bool(record.get("hook") == HOOK_PENDING)
     return bool(record["status"] != "processing")
+
+
+def _room(q: _Queue, limits: Limits, now: int) -> tuple[int, float]:
+    """How many jobs the queue's limits let a claim take now, and if none, the seconds until
+    one (as fetch.lua decides it)."""
+    room, wait = 1 << 30, 0.0
+    if limits.max_running is not None:
+        room = limits.max_running - sum(len(ids) for ids in q.held.values())
+        wait = MAX_RUNNING_RECHECK
+    if limits.rate is not None:
+        window = limits.rate.seconds * 1000
+        while q.starts and q.starts[0] <= now - window:
+            q.starts.popleft()
+        left = limits.rate.count - len(q.starts)
+        if left <= 0:
+            wait = max(wait, (q.starts[0] + window - now) / 1000.0, 0.001)
+        room = min(room, left, 1)  # one job per claim, begun by it (as fetch.lua)
+    return room, wait
 
 
 class MemorySession:
@@ -41,6 +63,7 @@ class MemorySession:
         count: int = 1,
         lease: float = defaults.LEASE,
         held: Sequence[str] | None = None,
+        limits: Limits | None = None,
     ) -> Fetched:
         d = self.driver
         with d._cond:
@@ -52,10 +75,16 @@ class MemorySession:
             kept = [j for j in mine if j in keep]
             if kept:
                 q.held[worker_id] = kept
+            if q.paused:
+                d._promote(q, now)
+                return Fetched([], None, None, paused=True)
             d._promote(q, now)
+            room, wait = _room(q, limits, now) if limits else (count, 0.0)
+            if room <= 0:
+                return Fetched([], None, None, limited_for=wait)
             out: list[Delivery] = []
             peers = len(q.held) + 1  # the workers holding jobs, and this one
-            count = min(count, max(len(q.ready) // peers, 1))  # a fair share
+            count = min(count, room, max(len(q.ready) // peers, 1))  # a fair share
             while q.ready and len(out) < count:
                 job_id = q.ready.popleft()
                 record = d._records.get(job_id)
@@ -68,6 +97,8 @@ class MemorySession:
                 if not out:  # the rest begin later
                     d._begin(job_id, record, worker_id, now)
                 q.held.setdefault(worker_id, []).append(job_id)
+                if limits and limits.rate:
+                    q.starts.append(now)
                 body = d._bodies[job_id].encode()
                 out.append(Delivery(job_id, queue, body, copy.deepcopy(record), worker_id))
             next_due = (q.delayed[0][0] - now) / 1000.0 if q.delayed else None
@@ -97,6 +128,9 @@ class MemorySession:
             now = d._now_ms()
             record = d._records.get(delivery.id, {})
             expires = now + int(d.completed_ttl * 1000)
+            if "flow" in record:
+                ttl = int(d.completed_ttl * 1000)
+                flow_outcome(d, delivery.id, record, "completed", now, ttl)
             d._save(
                 delivery.id,
                 record,
@@ -155,13 +189,18 @@ class MemorySession:
             return n
 
     def wait(
-        self, queue: str, timeout: float, wakeup_fd: int | None = None, worker_id: str = ""
+        self,
+        queue: str | Sequence[str],
+        timeout: float,
+        wakeup_fd: int | None = None,
+        worker_id: str = "",
     ) -> None:
         """Block until a push or a hand-back, or `timeout`; `wakeup_fd` and `worker_id` are
         not needed in one process."""
         d = self.driver
+        queues = [queue] if isinstance(queue, str) else queue
         with d._cond:
-            if not d._q(queue).ready:
+            if not any(d._q(q).ready for q in queues):
                 d._cond.wait(timeout)
 
     def flush(self) -> None:

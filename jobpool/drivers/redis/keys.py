@@ -49,9 +49,35 @@ class QueueKeys:
     def stats(self) -> str:
         return self._key("stats")
 
+    @cached_property
+    def paused(self) -> str:
+        """Set while the queue is paused (`jobpool pause`): workers claim nothing from it."""
+        return self._key("paused")
+
+    @cached_property
+    def starts(self) -> str:
+        """When the queue's last jobs were claimed, for its rate limit (lua/fetch.lua)."""
+        return self._key("starts")
+
+    @cached_property
+    def flows(self) -> str:
+        """The queue's workflows (chains, batches) by their field in `state`, scored by when
+        they were pushed: those still running, and a few finished ones not yet dropped (see
+        lua/enqueue_flow.lua), for `jobpool stats`."""
+        return self._key("flows")
+
     def wip(self, worker_id: str) -> str:
         """The list of jobs one worker holds (work in progress)."""
         return self._key(f"wip:{worker_id}")
+
+    def schedule(self, name: str) -> str:
+        """A schedule's claims and last run (lua/schedule_tick.lua), in the slot of the queue
+        it pushes to, so that one script claims the tick and pushes the job."""
+        return self._key(f"schedule:{name}")
+
+    def history(self, resolution: str, index: int) -> str:
+        """A minute's ("m") or an hour's ("h") finished jobs and run times (history.py)."""
+        return self._key(f"history:{resolution}:{index}")
 
     def unique(self, unique_key: str) -> str:
         """The id of the job that holds a unique key (push(..., unique_key=...)), with a TTL."""

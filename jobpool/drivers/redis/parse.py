@@ -18,7 +18,12 @@ def ms(seconds: float) -> int:
 
 
 def parse_fetch(out: list[Any], queue: str, worker_id: str) -> Fetched:
-    """fetch.lua's reply: {next due in ms or -1, stale worker or '', (id, body, record)...}."""
+    """fetch.lua's reply: {next due in ms or -1, stale worker or '', (id, body, record)...}, or
+    {-1, '', 'paused'}, or {ms, stale worker or '', 'limited'}."""
+    if len(out) == 3:  # paused, or limited: ms until a claim may take something
+        if out[2] == b"paused":
+            return Fetched([], None, None, paused=True)
+        return Fetched([], None, out[1].decode() or None, limited_for=out[0] / 1000.0)
     deliveries = [
         Delivery(out[i].decode(), queue, out[i + 1], _loads(out[i + 2].decode()), worker_id)
         for i in range(2, len(out), 3)

@@ -48,8 +48,9 @@ MEANING = {
         "(or at Sentinel). Jobs are kept and retried meanwhile"
     ),
     "MOVED": (
-        "the server is a Redis Cluster node that does not hold this queue's hash slot: "
-        "connect jobpool to the node that does, or use a Cluster-aware setup"
+        "the queue's hash slot is served by another Redis Cluster node. With [redis] cluster "
+        "= true this follows a failover or a reshard: jobpool reads the slot map again and "
+        "moves to the new owner. Without it, set cluster = true (or connect to that node)"
     ),
     "ASK": "a Redis Cluster slot is migrating; retrying",
     "CLUSTERDOWN": "the Redis Cluster is down or a slot is not served; retrying",
@@ -87,6 +88,30 @@ def is_full(exc: BaseException) -> bool:
     return isinstance(exc, redis.ResponseError) and reply_kind(exc) == "OOM"
 
 
+def is_demoted(exc: BaseException) -> bool:
+    """True for READONLY: the server is a replica now, as a primary is after a failover. The
+    connection should be dropped: a new one finds the new primary (through Sentinel, or the
+    address's DNS). Inside a script Redis wraps the code ("Error running script ...
+    -READONLY ..."), which redis-py does not recognise as its ReadOnlyError."""
+    return isinstance(exc, redis.ResponseError) and reply_kind(exc) == "READONLY"
+
+
+def primary_moved(client: object, conn: object) -> bool:
+    """True when `client` follows a primary through Sentinel, and the sentinels name another
+    server than the one `conn` is connected to (it was cut off or demoted by a failover).
+    False when it cannot tell: no Sentinel, or no sentinel answers."""
+    from redis.sentinel import SentinelConnectionPool
+
+    pool = getattr(client, "connection_pool", None)
+    if not isinstance(pool, SentinelConnectionPool):
+        return False
+    try:
+        host, port = pool.sentinel_manager.discover_master(pool.service_name)
+    except redis.ConnectionError:
+        return False
+    return (getattr(conn, "host", None), getattr(conn, "port", None)) != (host, int(port))
+
+
 def explain(exc: BaseException) -> str:
     kind = reply_kind(exc)
     return f"{kind}: {MEANING.get(kind, UNKNOWN)} (redis said: {exc})"
@@ -111,3 +136,38 @@ class ReplyLog:
         more = f" ({again} more since the last report)" if again else ""
         self._log.log(level, "redis refused %s: %s%s", doing, explain(exc), more)
         self._next[kind] = now + REPEAT_EVERY
+
+
+class Shortfalls:
+    """Durable writes (`[redis] wait_replicas`) that fewer replicas confirmed in time, as a
+    worker meets them: its acknowledgements and failures are done on the primary either way, so
+    a shortfall is logged (once, then once per `REPEAT_EVERY` seconds with a count), not fatal.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        wanted: int,
+        timeout_ms: int,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._log, self._wanted, self._timeout_ms, self._clock = logger, wanted, timeout_ms, clock
+        self._next = 0.0
+        self._quiet = 0
+
+    def note(self, confirmed: int, what: str) -> None:
+        now = self._clock()
+        if now < self._next:
+            self._quiet += 1
+            return
+        more = f" ({self._quiet} more since the last report)" if self._quiet else ""
+        self._log.warning(
+            "only %d of %d replica(s) confirmed %s within %d ms ([redis] wait_replicas): it is "
+            "done on the primary, but a failover now could undo it and run the job again%s",
+            confirmed,
+            self._wanted,
+            what,
+            self._timeout_ms,
+            more,
+        )
+        self._quiet, self._next = 0, now + REPEAT_EVERY

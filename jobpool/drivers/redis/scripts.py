@@ -9,6 +9,7 @@ scripts to a client. Times are whole milliseconds here, as the scripts take them
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from functools import cache
@@ -18,6 +19,9 @@ from typing import Any
 import redis
 
 from jobpool.drivers.redis.keys import QueueKeys
+from jobpool.drivers.redis.nodes import REDIRECTS, node_client, refresh
+from jobpool.drivers.redis.replies import is_demoted
+from jobpool.limits import Limits
 
 WAKE = "~wake"  # the token lua/includes/common.lua pushes to wake idle workers; never a job id
 PRUNE_BATCH = 10  # expired records an ack or a failure deletes in passing
@@ -39,15 +43,22 @@ OPERATIONS = (
     "delete",
     "cancel",
     "watch",
+    "schedule_tick",
+    "enqueue_flow",
 )
 
 
 @cache
 def source(name: str) -> str:
-    """The text of lua/NAME.lua with its `-- @include X` lines replaced by lua/includes/X.lua."""
+    """The text of lua/NAME.lua with its `-- @include X` lines replaced by lua/includes/X.lua
+    (whose own include lines are replaced in turn: common.lua includes flows.lua)."""
     lua = resources.files("jobpool.drivers.redis") / "lua"
-    text = (lua / f"{name}.lua").read_text()
-    return _INCLUDE.sub(lambda m: (lua / "includes" / f"{m.group(1)}.lua").read_text(), text)
+    return _expand((lua / f"{name}.lua").read_text())
+
+
+def _expand(text: str) -> str:
+    includes = resources.files("jobpool.drivers.redis") / "lua" / "includes"
+    return _INCLUDE.sub(lambda m: _expand((includes / f"{m.group(1)}.lua").read_text()), text)
 
 
 class Scripts:
@@ -64,6 +75,50 @@ class Scripts:
             return self._client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
             return script(keys=keys, args=args)
+        except redis.ResponseError as exc:
+            if is_demoted(exc):
+                self._forget_connections()
+            raise
+
+    def _forget_connections(self) -> None:
+        """After READONLY (a primary demoted by a failover), close the pool's connections so
+        the next command connects anew: to the new primary, as Sentinel or DNS now name it.
+        The caller keeps what was refused and retries. (Through Sentinel, redis-py already
+        turns READONLY into a ConnectionError and reconnects.)"""
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
+
+    def run_waiting(
+        self, name: str, keys: list[str], args: list[Any], replicas: int, timeout_ms: int
+    ) -> tuple[Any, int]:
+        """Run a script and `WAIT replicas timeout_ms` in one round trip (a pipeline, so the
+        wait costs nothing but itself); (the script's reply, how many replicas confirmed).
+        On Redis Cluster both go to the primary of the keys' slot: WAIT counts the replicas of
+        the node it runs on, and names no key to route it by."""
+        for attempt in range(3):  # a failover may bring both a redirect and NOSCRIPT
+            pipe = node_client(self._client, keys[0]).pipeline(transaction=False)
+            pipe.execute_command("EVALSHA", self.sha(name), len(keys), *keys, *args)
+            pipe.execute_command("WAIT", replicas, timeout_ms)
+            try:
+                reply, confirmed = pipe.execute(raise_on_error=False)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                refresh(self._client, exc)  # on a Cluster the node may be gone: read the map
+                raise
+            if isinstance(reply, redis.exceptions.NoScriptError) and attempt < 2:
+                self._client.script_load(source(name))
+                continue
+            if isinstance(reply, REDIRECTS) and attempt < 2:  # the slot moved (a failover)
+                refresh(self._client, reply)
+                continue
+            if is_demoted(reply) or is_demoted(confirmed):
+                self._forget_connections()
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(confirmed, Exception):
+                raise confirmed
+            return reply, int(confirmed)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def sha(self, name: str) -> str:
         return self._by_name[name].sha
@@ -87,15 +142,22 @@ def enqueue_args(
 
 
 def fetch_keys(k: QueueKeys, worker_id: str) -> list[str]:
-    return [k.ready, k.delayed, k.state, k.payload, k.workers, k.wip(worker_id)]
+    return [k.ready, k.delayed, k.state, k.payload, k.workers, k.wip(worker_id), k.paused, k.starts]
 
 
 def fetch_args(
-    worker_id: str, count: int, lease_ms: int, promote: int, held: Sequence[str] | None = None
+    worker_id: str,
+    count: int,
+    lease_ms: int,
+    promote: int,
+    held: Sequence[str] | None = None,
+    limits: Limits | None = None,
 ) -> list[Any]:
+    rate = limits.rate if limits else None
     args: list[Any] = [worker_id, count, lease_ms, promote]
-    if held is not None:
-        args += ["1", *held]
+    args += [rate.count, math.ceil(rate.seconds * 1000)] if rate else [0, 0]
+    args.append((limits.max_running if limits else None) or 0)
+    args += ["0"] if held is None else ["1", *held]
     return args
 
 
@@ -108,7 +170,7 @@ def begin_args(job_id: str, worker_id: str) -> list[Any]:
 
 
 def ack_keys(k: QueueKeys, worker_id: str) -> list[str]:
-    return [k.wip(worker_id), k.state, k.payload, k.expire, k.failed, k.stats]
+    return [k.wip(worker_id), k.state, k.payload, k.expire, k.failed, k.stats, k.ready]
 
 
 def ack_args(
@@ -210,3 +272,43 @@ def cancel_keys(k: QueueKeys) -> list[str]:
 
 def cancel_args(job_id: str, ttl_ms: int) -> list[Any]:
     return [job_id, ttl_ms]
+
+
+def schedule_tick_keys(k: QueueKeys, name: str, unique_key: str | None = None) -> list[str]:
+    """`name`: the schedule's; `unique_key`: the key its job holds, if the job is unique."""
+    keys = [k.schedule(name), k.ready, k.state, k.payload]
+    return keys if unique_key is None else [*keys, k.unique(unique_key)]
+
+
+def schedule_tick_args(
+    tick_ms: int,
+    catch_up: bool,
+    grace_ms: int,
+    job: tuple[str, str, dict[str, Any]],
+    unique_for_ms: int = 0,
+) -> list[Any]:
+    """`job`: (job id, body JSON, initial record), as for enqueue."""
+    job_id, body, record = job
+    return [tick_ms, int(catch_up), grace_ms, job_id, body, _compact(record), unique_for_ms]
+
+
+FLOW_PRUNE = 10  # finished workflows a push of one drops from the queue's index in passing
+
+
+def enqueue_flow_keys(k: QueueKeys) -> list[str]:
+    return [k.ready, k.state, k.payload, k.flows]
+
+
+def enqueue_flow_args(
+    field: str,
+    record: dict[str, Any],
+    jobs: Sequence[tuple[str, str, dict[str, Any]]],
+    ready: Sequence[bool],
+    prune: int = FLOW_PRUNE,
+) -> list[Any]:
+    """`field`: the workflow's ("chain:ID", "batch:ID"); `jobs`: (job id, body JSON, initial
+    record) each, as for enqueue; `ready[i]`: job i is queued now, else it waits its turn."""
+    args: list[Any] = [field, _compact(record), prune]
+    for (job_id, body, job_record), now in zip(jobs, ready, strict=True):
+        args += (job_id, body, _compact(job_record), int(now))
+    return args

@@ -7,6 +7,12 @@ lands before the claim that follows it. Every command kept for its reply is also
 resend: after a dropped connection the session reconnects and sends them again, which is safe
 because each is idempotent (an ack or a begin checks that the worker still holds the job).
 A failure and a release wait for what was sent, then run on the driver's connection pool.
+
+On Redis Cluster the connection goes to the primary that serves the queue's hash slot (all of a
+queue's keys share it, see keys.py). When that slot moves (a failover, a reshard) the node
+answers MOVED, ASK, TRYAGAIN or CLUSTERDOWN instead of running the command: the session keeps
+the command as a refused one, reads the slot map again, and reconnects to the owner it names
+(see nodes.py). A command redirected was not run, so sending it to the new owner is safe.
 """
 
 from __future__ import annotations
@@ -14,20 +20,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.connection import AbstractConnection
 
 from jobpool import defaults
-from jobpool.drivers.base import HOOK_STARTED, Delivery, Fetched, Outcome
+from jobpool.drivers.base import HOOK_STARTED, NOT_HELD, Delivery, Fetched, Outcome
 from jobpool.drivers.redis import scripts as s
+from jobpool.drivers.redis.nodes import (
+    REDIRECTS,
+    is_cluster,
+    new_connection,
+    node_name,
+    node_pool,
+    refresh,
+)
 from jobpool.drivers.redis.parse import RETRY_CODES, ms, parse_fetch
-from jobpool.drivers.redis.replies import ReplyLog
-from jobpool.drivers.redis.waiter import Waiter
+from jobpool.drivers.redis.replies import ReplyLog, Shortfalls, is_demoted, primary_moved
+from jobpool.drivers.redis.waiter import Waiter, wait_any
 
 if TYPE_CHECKING:
     from jobpool.drivers.redis.driver import RedisDriver
+    from jobpool.limits import Limits
 
 log = logging.getLogger("jobpool.worker")
 _NOSCRIPT = object()
@@ -41,6 +56,7 @@ class _Command:
     on_reply: Callable[[Any], None] | None = None
     sent: bool = False
     resent: bool = False  # a resend's reply may describe the first send's effect: not checked
+    wait: bool = False  # followed by WAIT (durable writes): its reply is read right after
 
 
 class RedisSession:
@@ -51,7 +67,12 @@ class RedisSession:
         self._conn: AbstractConnection | None = None
         self._pending: list[_Command] = []  # sent (or to resend), reply not read yet
         self._refusals = ReplyLog(log)
-        self._waiter: Waiter | None = None
+        self._waiters: list[Waiter] = []  # one per queue a worker waits on
+        self._shortfalls = Shortfalls(log, driver.wait_replicas, driver.wait_timeout_ms)
+        self._durable = driver.wait_replicas > 0
+        self._unreplicated: list[_Command] = []  # answered, but WAIT fell short
+        self._stale: BaseException | None = None  # why the slot map must be read again
+        self._node = ""  # the Cluster node (host:port) of _conn; "" on a single server
 
     # -- the worker's steps --------------------------------------------------------------------
 
@@ -62,10 +83,12 @@ class RedisSession:
         count: int = 1,
         lease: float = defaults.LEASE,
         held: Sequence[str] | None = None,
+        limits: Limits | None = None,
     ) -> Fetched:
         keys = s.fetch_keys(self.driver.keys(queue), worker_id)
-        args = s.fetch_args(worker_id, count, ms(lease), self.driver.promote_batch, held)
-        return parse_fetch(self._exchange(_Command("fetch", keys, args)), queue, worker_id)
+        args = s.fetch_args(worker_id, count, ms(lease), self.driver.promote_batch, held, limits)
+        fetch = _Command("fetch", keys, args, wait=self._durable)
+        return parse_fetch(self._exchange(fetch), queue, worker_id)
 
     def begin(self, delivery: Delivery, confirm: bool = False) -> Delivery:
         """Begin a job claimed in a batch; returns it as running (its attempt counted), or, for
@@ -76,6 +99,10 @@ class RedisSession:
         cancelled while it waited in the batch comes back `cancelled` (see lua/begin.lua)."""
         if delivery.record.get("status") == "processing" or delivery.hook_started:
             return delivery  # the claim began it
+        # Durable writes: the previous job's ack (and its WAIT) is read before the next job
+        # runs, so that a worker cut off from the replicas by a failover runs no more jobs
+        # whose outcome would be lost with the old primary.
+        confirm = confirm or self._durable
         ack = None if confirm or not self._pending else self._pending[-1]
         if ack is not None and ack.name == "ack" and not ack.sent and not ack.args[s.ACK_NEXT]:
             ack.args[s.ACK_NEXT] = delivery.id  # the previous job's ack begins this one
@@ -85,8 +112,11 @@ class RedisSession:
             begin = _Command("begin", keys, s.begin_args(delivery.id, delivery.worker_id))
             if not confirm:
                 self._send(begin, now=True)
-            elif self._exchange(begin) == -1:
-                return replace(delivery, record={**delivery.record, "status": "cancelled"})
+            else:
+                began = self._exchange(begin)
+                if began in (-1, 0):  # cancelled meanwhile; or not ours (after a failover)
+                    status = "cancelled" if began == -1 else NOT_HELD
+                    return replace(delivery, record={**delivery.record, "status": status})
         # Written now: the record says processing (or the hook started) while it runs.
         record = dict(delivery.record)
         if delivery.hook:
@@ -103,7 +133,8 @@ class RedisSession:
         keys = s.ack_keys(self.driver.keys(delivery.queue), delivery.worker_id)
         ttl, worker = self.driver.completed_ttl_ms, delivery.worker_id
         args = s.ack_args(ttl, "", worker, [delivery.id], results=[result])
-        self._send(_Command("ack", keys, args, on_reply=lambda r: _warn_if_lost(r, delivery)))
+        on_reply = lambda r: _warn_if_lost(r, delivery)  # noqa: E731
+        self._send(_Command("ack", keys, args, on_reply, wait=self.driver.wait_replicas > 0))
 
     def retry_or_fail(
         self,
@@ -119,7 +150,10 @@ class RedisSession:
         args = s.retry_or_fail_args(
             delivery.id, ms(delay), error, traceback, d.failed_ttl_ms, force_fail
         )
-        return RETRY_CODES[d.scripts.run("retry_or_fail", keys, args)]
+        reply, confirmed = d.run_and_wait("retry_or_fail", keys, args)
+        if confirmed < d.wait_replicas:
+            self._shortfalls.note(confirmed, f"the failure of job {delivery.id}")
+        return RETRY_CODES[reply]
 
     def release(self, worker_id: str, queue: str, job_ids: Sequence[str]) -> int:
         self.flush()
@@ -132,20 +166,30 @@ class RedisSession:
             self._exchange(None)
 
     def wait(
-        self, queue: str, timeout: float, wakeup_fd: int | None = None, worker_id: str = ""
+        self,
+        queue: str | Sequence[str],
+        timeout: float,
+        wakeup_fd: int | None = None,
+        worker_id: str = "",
     ) -> None:
-        """Block until the queue may have work. With `worker_id`, the job that ends the wait is
-        moved into that worker's list at once, so a push wakes one idle worker, not all of
-        them; its next fetch claims it (see fetch.lua)."""
+        """Block until the queue (or any of several) may have work. With `worker_id`, the job
+        that ends the wait is moved into that worker's list at once, so a push wakes one idle
+        worker, not all of them; its next fetch claims it (see fetch.lua). Several queues: a
+        blocked BLMOVE on each, on a connection each (their slots may be on several Cluster
+        nodes), the first answer ending them all."""
         self.flush()
-        if self._waiter is None:
-            self._waiter = Waiter(self.driver.client)
-        k = self.driver.keys(queue)
-        self._waiter.wait(k.ready, timeout, wakeup_fd, k.wip(worker_id) if worker_id else None)
+        queues = [queue] if isinstance(queue, str) else list(queue)
+        while len(self._waiters) < len(queues):
+            self._waiters.append(Waiter(self.driver.client))
+        waits = []
+        for q, waiter in zip(queues, self._waiters, strict=False):
+            k = self.driver.keys(q)
+            waits.append((waiter, k.ready, k.wip(worker_id) if worker_id else None))
+        wait_any(waits, timeout, wakeup_fd)
 
     def close(self) -> None:
-        if self._waiter is not None:
-            self._waiter.close()
+        for waiter in self._waiters:
+            waiter.close()
         if self._conn is not None:
             self._conn.disconnect()
             self._conn = None
@@ -154,20 +198,27 @@ class RedisSession:
 
     def _send(self, command: _Command, now: bool = False) -> None:
         """Queue a command whose reply can wait; `now` writes it (and all queued) at once."""
+        if self._elsewhere(command):
+            self.flush()
         self._pending.append(command)
         if now:
             self._write_now()
 
     def _write_now(self) -> None:
         try:
-            self._write_unsent(self._connection(), None)
+            self._write_unsent(self._connection(self._pending[-1].keys[0]), None)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             self._drop()  # the next exchange reconnects and resends
 
-    def _exchange(self, final: _Command | None) -> Any:
+    def _exchange(self, final: _Command | None, redirected: bool = False) -> Any:
         """Send what is unsent and `final` in one write, read every pending reply in order,
-        and return `final`'s reply."""
-        conn = self._connection()
+        and return `final`'s reply. A `final` redirected to another Cluster node is sent
+        there once at once (`redirected` marks that second try)."""
+        if final is not None and self._elsewhere(final):
+            self._exchange(None)  # what the other node was sent comes first
+        if final is None and not self._pending:
+            return None
+        conn = self._connection((final or self._pending[0]).keys[0])
         refused: redis.ResponseError | None = None
         try:
             self._write_unsent(conn, final)
@@ -184,16 +235,43 @@ class RedisSession:
                     retry.append(command)
                 self._pending.remove(command)  # only once answered: else it is sent again
             reply = None if final is None else self._read(conn, final)
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            self._drop()
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            self._drop(exc)
             raise
+        except (*REDIRECTS, redis.exceptions.ReadOnlyError) as exc:
+            # `final` was not run: its slot is served elsewhere (or not yet), or the server
+            # was demoted to a replica (a failover): reconnect and send it again there.
+            self._drop(exc)
+            if isinstance(exc, redis.exceptions.AskError) and not redirected:
+                return self._exchange(final, redirected=True)
+            raise
+        if self._stale is not None:
+            self._drop(self._stale)
         if retry:  # the server forgot our scripts (SCRIPT FLUSH): load them, run those again
             self._load_scripts(conn)
             self._pending.extend(retry)
             self._exchange(None)
+        self._check_primary(conn)
         if refused is not None and final is None:
             raise refused  # a flush promises everything is done: it is not
         return reply
+
+    def _check_primary(self, conn: AbstractConnection) -> None:
+        """After a WAIT fell short (durable writes): is this server still the primary? Through
+        Sentinel, ask; if another server is primary now, this one was cut off by a failover
+        and what it was told is lost with it. Then drop the connection, keep the unreplicated
+        writes to send again to the new primary, and raise ConnectionError, so the caller
+        retries there (a claim is made anew; a begin tells whether the job is still ours)."""
+        unreplicated, self._unreplicated = self._unreplicated, []
+        if not unreplicated or not primary_moved(self.driver.client, conn):
+            return
+        for command in unreplicated:
+            command.sent, command.resent = False, True
+        self._pending[:0] = [c for c in unreplicated if c not in self._pending]
+        self._drop()
+        raise redis.ConnectionError(
+            "the server is no longer the primary (a failover): reconnecting to the new one"
+        )
 
     def _write_unsent(self, conn: AbstractConnection, final: _Command | None) -> None:
         batch = [c for c in self._pending if not c.sent]
@@ -201,12 +279,34 @@ class RedisSession:
             batch.append(final)
         if not batch:
             return
-        packed = conn.pack_commands([self._evalsha(c) for c in batch])
+        wait = ("WAIT", self.driver.wait_replicas, self.driver.wait_timeout_ms)
+        commands = []
+        for command in batch:  # a durable write's WAIT right behind it: no extra round trip
+            commands += [self._evalsha(command), wait] if command.wait else [self._evalsha(command)]
+        packed = conn.pack_commands(commands)
         for command in batch:
             command.sent = True
         conn.send_packed_command(packed)
 
     def _handle(self, command: _Command, conn: AbstractConnection) -> object:
+        """Read one pending command's reply, and its WAIT's if it has one (durable writes: a
+        shortfall is logged, not fatal, as the job is done either way)."""
+        outcome = self._handle_reply(command, conn)
+        if command.wait:
+            try:
+                confirmed = int(conn.read_response())
+            except redis.ResponseError as exc:
+                # After a refused write (MOVED, READONLY: a node just demoted) its WAIT is
+                # refused too, and says nothing more: the write is kept and sent again.
+                if not isinstance(outcome, redis.ResponseError):
+                    self._refusals.report(exc, "WAIT for replicas after an acknowledgement")
+            else:
+                if confirmed < self.driver.wait_replicas:
+                    self._shortfalls.note(confirmed, f"an acknowledgement ({command.name})")
+                    self._unreplicated.append(command)
+        return outcome
+
+    def _handle_reply(self, command: _Command, conn: AbstractConnection) -> object:
         """Read one pending command's reply. An error reply is still exactly one reply, so the
         connection stays in step; the error is logged and returned, never silently dropped."""
         try:
@@ -214,31 +314,72 @@ class RedisSession:
         except redis.exceptions.NoScriptError:
             return _NOSCRIPT
         except redis.ResponseError as exc:
-            self._refusals.report(exc, f"{command.name} (kept; sent again with the next write)")
+            if isinstance(exc, REDIRECTS) or is_demoted(exc):
+                # The slot moved, or the server was demoted to a replica (a failover):
+                # reconnect after this read, to the slot's owner or the new primary.
+                self._stale = exc
+            # On a Cluster a redirect is routine (a failover, a reshard), and followed at once.
+            moved = isinstance(exc, REDIRECTS) and is_cluster(self.driver.client)
+            doing = f"{command.name} (kept; sent again with the next write)"
+            self._refusals.report(exc, doing, logging.WARNING if moved else logging.ERROR)
             return exc
         if command.on_reply is not None and not command.resent:
             command.on_reply(reply)
         return reply
 
     def _read(self, conn: AbstractConnection, command: _Command) -> Any:
+        reply = self._read_reply(conn, command)
+        if command.wait and int(conn.read_response()) < self.driver.wait_replicas:
+            self._unreplicated.append(command)  # a claim: made anew if the primary moved
+        return reply
+
+    def _read_reply(self, conn: AbstractConnection, command: _Command) -> Any:
         try:
             return conn.read_response()
         except redis.exceptions.NoScriptError:
             self._load_scripts(conn)  # nothing was sent after it: run it again right here
             conn.send_packed_command(conn.pack_command(*self._evalsha(command)))
             return conn.read_response()
+        except redis.ResponseError as exc:
+            if is_demoted(exc) and not isinstance(exc, redis.exceptions.ReadOnlyError):
+                # READONLY from inside a script comes wrapped: name it for _exchange.
+                raise redis.exceptions.ReadOnlyError(str(exc)) from exc
+            raise
 
     def _evalsha(self, command: _Command) -> tuple[Any, ...]:
         sha = self.driver.scripts.sha(command.name)
         return ("EVALSHA", sha, len(command.keys), *command.keys, *command.args)
 
-    def _connection(self) -> AbstractConnection:
+    def _connection(self, key: str) -> AbstractConnection:
+        """The connection to the node that serves `key`: the one server, or on Redis Cluster
+        the primary of the key's slot, as a slot map read again after a redirect or a lost
+        connection names it."""
+        client = self.driver.client
+        if self._conn is not None and self._node != node_name(client, key):
+            self._drop()  # only with nothing pending (see _elsewhere): nothing to resend
         if self._conn is None:
-            conn = cast(AbstractConnection, self.driver.client.connection_pool.make_connection())
-            conn.connect()
-            self._load_scripts(conn)
-            self._conn = conn
+            if self._stale is not None:
+                refresh(client, self._stale)
+                self._stale = None
+            node = node_name(client, key)
+            conn = new_connection(node_pool(client, key))
+            try:
+                conn.connect()
+                self._load_scripts(conn)
+            except BaseException as exc:
+                conn.disconnect()
+                self._stale = exc  # a node that fails: the map may not know yet it is gone
+                raise
+            self._conn, self._node = conn, node
         return self._conn
+
+    def _elsewhere(self, command: _Command) -> bool:
+        """True when `command` goes to another Cluster node than what is pending: the pending
+        commands are finished first, since replies come back in order per connection only."""
+        if not self._pending or not command.keys:
+            return False
+        client = self.driver.client
+        return node_name(client, command.keys[0]) != node_name(client, self._pending[0].keys[0])
 
     def _load_scripts(self, conn: AbstractConnection) -> None:
         for name in s.OPERATIONS:
@@ -246,8 +387,12 @@ class RedisSession:
         for _ in s.OPERATIONS:
             conn.read_response()
 
-    def _drop(self) -> None:
-        """Forget the connection; whatever was sent and not answered is sent again."""
+    def _drop(self, reason: BaseException | None = None) -> None:
+        """Forget the connection; whatever was sent and not answered is sent again. With a
+        `reason` (a lost connection, a redirect), the next connection reads the Cluster's slot
+        map first: the node may be gone, or no longer serve the queue."""
+        if reason is not None:
+            self._stale = reason
         if self._conn is not None:
             self._conn.disconnect()
             self._conn = None

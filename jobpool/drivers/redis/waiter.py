@@ -7,15 +7,30 @@ them. ``qm.pop()`` has no such list and peeks with ``BLMOVE ready ready LEFT LEF
 nothing. Redis checks
 blocking timeouts only about every 100 ms (its `hz`), too coarse for delayed jobs, so the timeout
 is kept here with select(), which also watches the worker's wake-up fd (signals).
+
+On Redis Cluster the wait goes to the primary that serves the queue's slot, and so does its
+CLIENT UNBLOCK (a client id means something on its own node only). A redirect (the slot moved,
+or no one serves it yet), or the node demoted to a replica under the wait (UNBLOCKED), ends the
+wait early, as a wake-up does: the worker's next claim finds
+the new owner (see nodes.py).
 """
 
 from __future__ import annotations
 
 import select
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 import redis
 from redis.connection import AbstractConnection
+
+from jobpool.drivers.redis.nodes import (
+    new_connection,
+    node_changed,
+    node_client,
+    node_name,
+    refresh,
+)
 
 
 class Waiter:
@@ -25,6 +40,9 @@ class Waiter:
         self._client = client
         self._conn: AbstractConnection | None = None
         self._conn_id: int | None = None
+        self._node_client = client
+        self._node = ""  # the Cluster node of _conn ("" on a single server)
+        self._stale: BaseException | None = None  # why the slot map must be read again
 
     def wait(
         self, key: str, timeout: float, wakeup_fd: int | None = None, into: str | None = None
@@ -34,40 +52,98 @@ class Waiter:
 
         Returns True when an element came.
         """
-        conn = self._connection()
+        return wait_any([(self, key, into)], timeout, wakeup_fd)
+
+    def _send(self, key: str, timeout: float, into: str | None) -> Any:
+        """Send the blocking BLMOVE; returns the socket its answer comes on."""
+        conn = self._connection(key)
         where = (into, "RIGHT") if into else (key, "LEFT")
         try:
             conn.send_command("BLMOVE", key, where[0], "LEFT", where[1], f"{timeout + 1:.3f}")
-            sock = conn._sock  # noqa: SLF001 - select() needs the socket itself
-            watch: list[Any] = [sock] if wakeup_fd is None else [sock, wakeup_fd]
-            readable, _, _ = select.select(watch, [], [], max(timeout, 0.0))
-            if sock not in readable and not self._unblock():
+        except BaseException as exc:
+            self.close(exc if isinstance(exc, (redis.ConnectionError, OSError)) else None)
+            raise
+        return conn._sock  # noqa: SLF001 - select() needs the socket itself
+
+    def _finish(self, answered: bool) -> bool:
+        """Read the BLMOVE's answer, after unblocking it if it has not answered; True when an
+        element came."""
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            if not answered and not self._unblock():
                 self.close()
                 return False
             return conn.read_response() is not None
-        except BaseException:
-            self.close()
+        except redis.ResponseError as exc:
+            if not node_changed(exc):
+                self.close()
+                raise
+            self.close(exc)  # the next wait reads the slot map again, as the next claim does
+            return False
+        except BaseException as exc:
+            self.close(exc if isinstance(exc, (redis.ConnectionError, OSError)) else None)
             raise
 
     def _unblock(self) -> bool:
         """End our pending BLMOVE so the connection can be reused. False where the server
         denies CLIENT UNBLOCK (some hosted Redis do): the caller drops the connection."""
         try:
-            self._client.execute_command("CLIENT", "UNBLOCK", self._conn_id)
+            self._node_client.execute_command("CLIENT", "UNBLOCK", self._conn_id)
         except redis.ResponseError:
             return False
         return True
 
-    def _connection(self) -> AbstractConnection:
+    def _connection(self, key: str) -> AbstractConnection:
+        """A connection to the node that serves `key`, reopened when that node changed."""
+        if self._conn is not None and self._node != node_name(self._client, key):
+            self.close()
         if self._conn is None:
-            conn = cast(AbstractConnection, self._client.connection_pool.make_connection())
-            conn.connect()
-            conn.send_command("CLIENT", "ID")
-            self._conn_id = int(conn.read_response())
+            if self._stale is not None:
+                refresh(self._client, self._stale)
+                self._stale = None
+            self._node_client = node_client(self._client, key)
+            self._node = node_name(self._client, key)
+            conn = new_connection(self._node_client.connection_pool)
+            try:
+                conn.connect()
+                conn.send_command("CLIENT", "ID")
+                self._conn_id = int(conn.read_response())
+            except BaseException as exc:
+                conn.disconnect()
+                self._stale = exc  # a node that fails: the map may not know yet it is gone
+                raise
             self._conn = conn
         return self._conn
 
-    def close(self) -> None:
+    def close(self, reason: BaseException | None = None) -> None:
+        """Drop the connection; with a `reason` (lost, redirected), the next one reads the
+        Cluster's slot map first."""
+        if reason is not None:
+            self._stale = reason
         if self._conn is not None:
             self._conn.disconnect()
             self._conn = None
+
+
+def wait_any(
+    waits: Sequence[tuple[Waiter, str, str | None]], timeout: float, wakeup_fd: int | None = None
+) -> bool:
+    """Block on each (waiter, key, into) at once until one of the keys holds an element,
+    `timeout` passes, or `wakeup_fd` is readable; then end the other waits. An element that
+    reached a worker's list just as its wait was ended stays there: the worker's next claim
+    hands it back first in line (see fetch.lua). True when an element came."""
+    sockets = [waiter._send(key, timeout, into) for waiter, key, into in waits]
+    watch: list[Any] = list(sockets) if wakeup_fd is None else [*sockets, wakeup_fd]
+    readable, _, _ = select.select(watch, [], [], max(timeout, 0.0))
+    came = False
+    error: BaseException | None = None
+    for (waiter, _, _), sock in zip(waits, sockets, strict=True):
+        try:
+            came = waiter._finish(sock in readable) or came
+        except BaseException as exc:  # noqa: BLE001 - finish every wait, then raise the first
+            error = error or exc
+    if error is not None:
+        raise error
+    return came

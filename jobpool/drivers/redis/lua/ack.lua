@@ -5,6 +5,7 @@ KEYS[3] payload  HASH  job id -> body JSON
 KEYS[4] expire   ZSET  job id -> time its finished record is deleted (ms)
 KEYS[5] failed   ZSET  job id -> time it failed (ms)
 KEYS[6] stats    HASH  finished jobs per 10 s bucket ("done:B", "failed:B")
+KEYS[7] ready    LIST  job ids ready to run: a workflow's next job goes there (flows.lua)
 ARGV[1] completed records' time to live in ms
 ARGV[2] how many expired records to prune in passing
 ARGV[3] the id of the job the worker begins next ('' for none), as the begin script does
@@ -19,7 +20,7 @@ half the round trips and script calls of doing them apart.
 The result goes into the record as its `result` field, spliced in as the JSON text the worker
 made: a trip through cjson would turn [] into {} and round floats. A producer waiting for the
 job (qm.result(), see watch.lua) has put a channel in the record's `notify`: the job's id is
-published on it. ]]
+published on it. A job of a chain or batch moves its workflow on (flow_outcome in flows.lua). ]]
 -- @include common
 local now = now_ms()
 local expires = now + tonumber(ARGV[1])
@@ -37,6 +38,9 @@ for i = 5, #ARGV, 2 do
     st['expires_at'] = expires
     st['notify'] = nil
     st['result'] = nil
+    if st['flow'] then
+      flow_outcome(KEYS[2], KEYS[7], KEYS[4], id, st, 'completed', now, tonumber(ARGV[1]))
+    end
     if ARGV[i + 1] == '' then
       save_state(KEYS[2], id, st, now)
     else

@@ -26,5 +26,5 @@ if st['status'] == 'processing' then
 end
 redis.call('LREM', KEYS[1], 0, id)
 redis.call('ZREM', KEYS[2], id)
-mark_cancelled(KEYS[3], KEYS[4], id, st, now, tonumber(ARGV[2]))
+mark_cancelled(KEYS[3], KEYS[4], id, st, now, tonumber(ARGV[2]), KEYS[1])
 return 1

@@ -5,14 +5,26 @@ KEYS[3] state    HASH  job id -> record JSON
 KEYS[4] payload  HASH  job id -> body JSON
 KEYS[5] workers  ZSET  worker id -> lease deadline (ms)
 KEYS[6] wip      LIST  job ids this worker holds
+KEYS[7] paused   STRING set while the queue is paused (`jobpool pause`)
+KEYS[8] starts   ZSET  job id@ms -> when it was claimed (ms), for the last rate-limit window
 ARGV[1] worker id
 ARGV[2] count: most jobs to claim (the worker's prefetch)
 ARGV[3] lease in ms
 ARGV[4] most due jobs to promote in this call
-ARGV[5] '1' when the worker runs jobs while it fetches (concurrency above 1), else absent
-ARGV[6..] with ARGV[5]: the ids the worker holds (running or about to run)
+ARGV[5] the queue's rate limit: jobs per window, 0 for none
+ARGV[6] the rate limit's window in ms
+ARGV[7] the queue's max_running: most jobs its workers may hold at once, 0 for none
+ARGV[8] '1' when the worker runs jobs while it fetches (concurrency above 1), else '0'
+ARGV[9..] with ARGV[8]: the ids the worker holds (running or about to run)
 Returns {ms until the next delayed job or -1, a worker id whose lease expired or '',
-         then per claimed job: id, body, record JSON}.
+         then per claimed job: id, body, record JSON}; for a paused queue {-1, '', 'paused'}
+         (due jobs are still promoted, and the lease renewed); when a limit allows no claim
+         now {ms until it may, stale worker or '', 'limited'}.
+Limits (see jobpool/limits.py): the rate counts starts in a sliding window (KEYS[8]): under a
+rate limit a claim takes one job, which it begins, so that its `started_at` is the time counted;
+the
+max_running count is what every worker of the queue holds, the lengths of their wip lists
+(keys named after KEYS[6], in the same slot).
 A one-job worker only fetches with empty hands, so anything still in its wip list is either what
 its blocking wait took for it (BLMOVE ready -> wip) or a claim whose reply was lost (a dropped
 connection): it goes back to the front of the queue, attempt not counted, and is claimed again
@@ -21,13 +33,14 @@ running many jobs at once names the ids it holds (ARGV[6..]); only the others go
 The first job of a batch begins with the claim: its attempt counts, or, for a failed job, its
 failed() hook is marked started (record field `hook`, see common.lua). ]]
 -- @include common
+local MAX_RUNNING_RECHECK_MS = 100  -- a worker at max_running looks again this soon
 local now = now_ms()
 local wid = ARGV[1]
 
 local stranded = redis.call('LRANGE', KEYS[6], 0, -1)
-if ARGV[5] == '1' then
+if ARGV[8] == '1' then
   local held = {}
-  for i = 6, #ARGV do held[ARGV[i]] = true end
+  for i = 9, #ARGV do held[ARGV[i]] = true end
   local loose = {}
   for _, id in ipairs(stranded) do
     if not held[id] then
@@ -55,13 +68,47 @@ if #due > 0 then
 end
 
 set_lease(KEYS[5], wid, now + tonumber(ARGV[3]))
+if redis.call('EXISTS', KEYS[7]) == 1 then return {-1, '', 'paused'} end
+
+local function stale_worker()
+  local stale = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - 1, 'LIMIT', 0, 1)
+  return stale[1] or ''
+end
+
+-- Limits: how many may be claimed now (`room`), or how long until one may.
+local room = tonumber(ARGV[2])
+local wait_ms = nil
+local max_running = tonumber(ARGV[7])
+if max_running > 0 then
+  local base = string.sub(KEYS[6], 1, #KEYS[6] - #wid)  -- PREFIX:{QUEUE}:wip:
+  local held = 0
+  for _, w in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
+    local wip = base .. w  -- a peer's list: the same hash tag, so the same slot as KEYS[6]
+    held = held + redis.call('LLEN', wip)
+  end
+  room = math.min(room, max_running - held)
+  if room <= 0 then wait_ms = MAX_RUNNING_RECHECK_MS end
+end
+local rate = tonumber(ARGV[5])
+local window = tonumber(ARGV[6])
+if rate > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now - window)
+  local left = rate - redis.call('ZCARD', KEYS[8])
+  if left <= 0 then
+    local oldest = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
+    wait_ms = math.max(tonumber(oldest[2]) + window - now, 1, wait_ms or 0)
+  end
+  -- One job per claim, begun by the claim: its start is the time counted in the window.
+  room = math.min(room, left, 1)
+end
+if room <= 0 then return {wait_ms, stale_worker(), 'limited'} end
 
 -- Claim at most a fair share of what waits, so a short queue is spread over idle workers
 -- instead of being held by one; only the first job begins now, the others when the worker
 -- reaches them (the begin script), so a death costs an attempt only to the job it ran.
 local out = {-1, ''}
 local peers = math.max(redis.call('ZCARD', KEYS[5]), 1)
-local want = math.min(tonumber(ARGV[2]),
+local want = math.min(room,
                       math.max(math.floor(redis.call('LLEN', KEYS[1]) / peers), 1))
 local beginning = true
 while want > 0 do
@@ -80,6 +127,10 @@ while want > 0 do
     end
     beginning = false
     redis.call('RPUSH', KEYS[6], id)
+    if rate > 0 then
+      local start = id .. '@' .. now
+      redis.call('ZADD', KEYS[8], now, start)
+    end
     out[#out + 1] = id
     out[#out + 1] = body
     out[#out + 1] = raw
@@ -89,6 +140,5 @@ end
 
 local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if first[1] then out[1] = math.max(tonumber(first[2]) - now, 0) end
-local stale = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - 1, 'LIMIT', 0, 1)
-if stale[1] then out[2] = stale[1] end
+out[2] = stale_worker()
 return out

@@ -39,7 +39,7 @@ for i = #ids, 1, -1 do
     st['worker'] = nil
     save_state(KEYS[4], id, st, now)
   elseif stop_requested(st) then
-    mark_cancelled(KEYS[4], KEYS[6], id, st, now, tonumber(ARGV[3]))  -- killed for its cancel
+    mark_cancelled(KEYS[4], KEYS[6], id, st, now, tonumber(ARGV[3]), KEYS[3])  -- for its cancel
   elseif ARGV[5] == '0' or st['status'] ~= 'processing' then
     hand_back(KEYS[3], KEYS[4], id, now)  -- a shutdown, or claimed in a batch but not begun
     out[1] = out[1] + 1
@@ -49,7 +49,7 @@ for i = #ids, 1, -1 do
     st['traceback'] = nil
     if (st['attempts'] or 0) >= (st['max_tries'] or 1) then
       st['hook'] = HOOK_PENDING
-      mark_failed(KEYS[4], KEYS[5], KEYS[6], KEYS[7], id, st, now, tonumber(ARGV[3]))
+      mark_failed(KEYS[4], KEYS[5], KEYS[6], KEYS[7], id, st, now, tonumber(ARGV[3]), KEYS[3])
       out[#out + 1] = id
       out[#out + 1] = tostring(st['job'] or '?')
     else

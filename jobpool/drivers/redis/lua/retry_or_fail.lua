@@ -28,7 +28,7 @@ if ARGV[3] ~= '' then
   st['traceback'] = ARGV[4]
 end
 if stop_requested(st) then  -- cancelled while it ran: no retry, no failed() hook
-  mark_cancelled(KEYS[2], KEYS[7], id, st, now, tonumber(ARGV[5]))
+  mark_cancelled(KEYS[2], KEYS[7], id, st, now, tonumber(ARGV[5]), KEYS[5])
   return 3
 end
 st['worker'] = nil
@@ -45,7 +45,7 @@ st['hook'] = nil
 if was_failed then
   save_state(KEYS[2], id, st, now)
 else
-  mark_failed(KEYS[2], KEYS[6], KEYS[7], KEYS[8], id, st, now, tonumber(ARGV[5]))
+  mark_failed(KEYS[2], KEYS[6], KEYS[7], KEYS[8], id, st, now, tonumber(ARGV[5]), KEYS[5])
 end
 prune(KEYS[7], KEYS[6], KEYS[2], KEYS[3], now, tonumber(ARGV[7]))
 return 2

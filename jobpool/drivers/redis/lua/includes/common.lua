@@ -20,7 +20,8 @@ local HOOK_STARTED = 2  -- both as in drivers/base.py; tests/test_lua_scripts.py
 
 -- The statuses of a job that waits or runs (drivers/base.py WAITING_OR_RUNNING): such a job holds
 -- its unique key, and can be cancelled. Any other (completed, failed, cancelled) is finished.
-local WAITING_OR_RUNNING = {queued = true, delayed = true, retrying = true, processing = true}
+-- `waiting`: a workflow's job that waits for its turn (see flows.lua).
+local WAITING_OR_RUNNING = {queued = true, delayed = true, retrying = true, processing = true, waiting = true}
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -159,10 +160,8 @@ local function release_unique(id, st)
   if lock and redis.call('GET', lock) == id then redis.call('DEL', lock) end
 end
 
--- Cancel a job: it does not run (again), whatever attempts are left, and its failed() hook is
--- not called. Its record and body are kept `ttl_ms` (failed_ttl), as a failed job's are, then
--- pruned. Saves `st`.
-local function mark_cancelled(state_key, expire_key, id, st, now, ttl_ms)
+-- Record a job cancelled (see mark_cancelled), leaving any workflow it is in alone.
+local function cancel_record(state_key, expire_key, id, st, now, ttl_ms)
   local expires = now + ttl_ms
   st['status'] = 'cancelled'
   st['worker'] = nil
@@ -175,6 +174,17 @@ local function mark_cancelled(state_key, expire_key, id, st, now, ttl_ms)
   if st['notify'] then redis.call('PUBLISH', st['notify'], id) end  -- wakes qm.result()
 end
 
+-- @include flows
+
+-- Cancel a job: it does not run (again), whatever attempts are left, and its failed() hook is
+-- not called. Its record and body are kept `ttl_ms` (failed_ttl), as a failed job's are, then
+-- pruned. A chain it is in stops; a batch counts it. `ready_key`: where a workflow's next job
+-- goes (a script that may cancel a workflow's job declares it). Saves `st`.
+local function mark_cancelled(state_key, expire_key, id, st, now, ttl_ms, ready_key)
+  flow_outcome(state_key, ready_key, expire_key, id, st, 'cancelled', now, ttl_ms)
+  cancel_record(state_key, expire_key, id, st, now, ttl_ms)
+end
+
 -- Whether a job that was running, and now has an outcome, was asked to stop (cancel.lua): then
 -- the outcome is `cancelled`, not a retry or a failure.
 local function stop_requested(st)
@@ -182,8 +192,11 @@ local function stop_requested(st)
 end
 
 -- Fail a job for good: the one place that does, so that every way to fail (its code raised, or
--- its worker died on its last attempt) leaves the same record and counts the same. Saves `st`.
-local function mark_failed(state_key, failed_key, expire_key, stats_key, id, st, now, ttl_ms)
+-- its worker died on its last attempt) leaves the same record and counts the same, in a
+-- workflow too (`ready_key` as for mark_cancelled). Saves `st`.
+local function mark_failed(state_key, failed_key, expire_key, stats_key, id, st, now, ttl_ms,
+                           ready_key)
+  flow_outcome(state_key, ready_key, expire_key, id, st, 'failed', now, ttl_ms)
   local expires = now + ttl_ms
   st['status'] = 'failed'
   st['worker'] = nil

@@ -1,0 +1,97 @@
+"""Which Redis node a raw connection goes to: the one server, or on Redis Cluster the primary
+that owns a queue's hash slot.
+
+Most of the driver talks through the client, which routes each command itself (a RedisCluster
+by the slot of its keys, following MOVED and ASK). A worker's session and its idle wait hold raw
+connections instead (pipelined acks, a blocking BLMOVE), so they ask here for the pool of the
+node that serves a queue, and come back after a redirect or a lost connection: a slot changes
+owner when its primary fails over or is resharded, and the cluster answers MOVED (the owner
+changed: the command was not run), ASK or TRYAGAIN (a migration in progress), or CLUSTERDOWN
+(no one serves the slot yet). Each answer is the same: note that the map is stale, let the
+caller keep what it had to do, and open the next connection on the owner the fresh map names.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import redis
+from redis.cluster import RedisCluster
+from redis.connection import AbstractConnection, ConnectionPool
+
+log = logging.getLogger("jobpool.redis")
+
+# Replies that say the connection's node no longer serves the slot, or not yet.
+REDIRECTS = (
+    redis.exceptions.AskError,  # MovedError too: a subclass
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
+
+
+def node_changed(exc: BaseException) -> bool:
+    """True for a reply that says the connection's node is not the one to talk to any more: a
+    redirect, READONLY (a primary demoted to a replica), or UNBLOCKED (a blocking command cut
+    short as its node was demoted)."""
+    if isinstance(exc, (*REDIRECTS, redis.exceptions.ReadOnlyError)):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith("UNBLOCKED")
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def node_client(client: redis.Redis, key: str) -> redis.Redis:
+    """The client of the node that serves `key`: `client` itself, or on a Cluster the primary
+    of the key's slot as the client's slot map has it (SlotNotCoveredError if none does)."""
+    if not isinstance(client, RedisCluster):
+        return client
+    node = client.get_node_from_key(key)
+    return cast(redis.Redis, client.get_redis_connection(node))
+
+
+def node_pool(client: redis.Redis, key: str) -> ConnectionPool:
+    """The connection pool of the node that serves `key` (see node_client)."""
+    return node_client(client, key).connection_pool
+
+
+def new_connection(pool: ConnectionPool) -> AbstractConnection:
+    """A connection of `pool`'s kind and settings that the pool does not count: a session or
+    a waiter holds it for its own life and closes it itself. (pool.make_connection() counts
+    each one against max_connections and never forgets it, so a worker that reconnects a
+    hundred times would be refused.)"""
+    return cast(AbstractConnection, pool.connection_class(**pool.connection_kwargs))
+
+
+def node_name(client: redis.Redis, key: str) -> str:
+    """host:port of the node that serves `key` ("" for a single server): a session keeps it to
+    tell whether a key of another queue needs another connection."""
+    if not isinstance(client, RedisCluster):
+        return ""
+    return str(client.get_node_from_key(key).name)
+
+
+def refresh(client: redis.Redis, reason: BaseException | None = None) -> None:
+    """Read the Cluster's slot map again (CLUSTER SLOTS of a node that answers); nothing on a
+    single server. A MOVED reply names the new owner, which is enough to patch one slot."""
+    if not isinstance(client, RedisCluster):
+        return
+    manager = client.nodes_manager
+    if isinstance(reason, redis.exceptions.MovedError):
+        manager.move_slot(reason)
+        return
+    try:
+        manager.initialize()
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+        # No node answered: the caller's next attempt tries again.
+        log.warning("cannot read the Redis Cluster's slot map (%s); will retry", exc)
+
+
+def primaries(client: redis.Redis) -> list[redis.Redis]:
+    """A client per primary: `client` itself on a single server. What every node holds must be
+    read on each (a SCAN of one node sees only its own slots)."""
+    if not isinstance(client, RedisCluster):
+        return [client]
+    return [cast(redis.Redis, client.get_redis_connection(n)) for n in client.get_primaries()]
