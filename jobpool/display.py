@@ -59,12 +59,19 @@ def first_line(text: Any) -> str:
 
 def pretty_record(record: dict[str, Any], body: bytes | str | None) -> str:
     """A status record as `name  value` lines, times in local ISO 8601, then the job's
-    arguments, then its traceback as the text it is."""
-    fields = {key: value for key, value in record.items() if key != "traceback"}
+    arguments, each failed attempt's error in a line, then the last traceback as the text it
+    is."""
+    fields = {key: value for key, value in record.items() if key not in ("traceback", "errors")}
     order = [key for key in (*_ORDER, *_TIMES) if key in fields]
     order += sorted(key for key in fields if key not in order)
     rows = [[_label(key), _value(key, fields[key])] for key in order]
     rows.append(["arguments", arguments(body)])
+    for entry in record.get("errors") or []:
+        if isinstance(entry, dict):
+            at = entry.get("at")
+            when = _value("failed_at", at) if isinstance(at, (int, float)) else ""
+            attempt = f"attempt {entry.get('attempt', '?')}"
+            rows.append([attempt, f"{when} {first_line(entry.get('error'))}".strip()])
     lines = table(rows)
     if record.get("traceback"):
         lines += ["traceback:", str(record["traceback"]).rstrip("\n")]

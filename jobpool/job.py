@@ -53,6 +53,11 @@ class Job:
     forever."""
     queue: ClassVar[str | None] = None
     """The queue `push()` uses when none is given (None: the configured default queue)."""
+    rate_limit: ClassVar[str | None] = None
+    """At most this many jobs of this class start per window ("10/s", "100/m", "30/10s"),
+    across every worker and host; one over it waits as delayed, no attempt counted."""
+    max_running: ClassVar[int | None] = None
+    """At most this many jobs of this class run at once, across every worker and host."""
 
     job_name: ClassVar[str]
 

@@ -10,8 +10,10 @@ holding a job, so nothing counts an attempt.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([smh])\s*")
@@ -50,3 +52,21 @@ def parse_rate(text: str) -> RateLimit:
     if count < 1 or units < 1:
         raise ValueError(f"must allow at least 1 job per at least 1 {unit}, got {text!r}")
     return RateLimit(count, units * _UNITS[unit])
+
+
+def class_limit(job_cls: type[Any]) -> list[Any] | None:
+    """A job class's own limits as its jobs' records carry them for fetch.lua: [class name,
+    starts per window (0: none), window in ms, max running (0: none)], or None without any.
+    ValueError naming the class for a wrong setting."""
+    rate_text, most = getattr(job_cls, "rate_limit", None), getattr(job_cls, "max_running", None)
+    if rate_text is None and most is None:
+        return None
+    name = job_cls.__name__
+    try:
+        rate = parse_rate(rate_text) if rate_text is not None else None
+    except ValueError as exc:
+        raise ValueError(f"{name}.rate_limit {exc}") from None
+    if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 1):
+        raise ValueError(f"{name}.max_running must be an int >= 1 or None, got {most!r}")
+    window = math.ceil(rate.seconds * 1000) if rate else 0
+    return [getattr(job_cls, "job_name", name), rate.count if rate else 0, window, most or 0]

@@ -27,6 +27,7 @@ from jobpool.errors import (
 )
 from jobpool.ids import new_job_id, queue_of
 from jobpool.job import Job, encode_job, job_settings
+from jobpool.limits import class_limit
 from jobpool.names import check_queue_name
 from jobpool.retry import retry_policy
 from jobpool.unique import unique_options
@@ -115,7 +116,10 @@ class QueueManager:
                 f"{type(job).__name__}: payload is {len(body)} bytes, above max_payload "
                 f"({self.max_payload} bytes); store large data elsewhere and pass a reference"
             )
-        record = {"job": type(job).__name__, "queue": queue, "max_tries": max_tries}
+        record: dict[str, Any] = {"job": type(job).__name__, "queue": queue, "max_tries": max_tries}
+        limit = _class_limit(type(job))
+        if limit is not None:
+            record["limit"] = limit  # the class's own rate_limit / max_running (fetch.lua)
         return new_job_id(queue), body, record
 
     def push(
@@ -441,6 +445,18 @@ class QueueManager:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_CLASS_LIMITS: dict[type[Job], list[Any] | None] = {}  # each class's, read once
+
+
+def _class_limit(job_cls: type[Job]) -> list[Any] | None:
+    if job_cls not in _CLASS_LIMITS:
+        try:
+            _CLASS_LIMITS[job_cls] = class_limit(job_cls)
+        except ValueError as exc:
+            raise JobEncodeError(str(exc)) from None
+    return _CLASS_LIMITS[job_cls]
 
 
 def _check_id(job_id: str) -> None:

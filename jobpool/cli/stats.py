@@ -46,9 +46,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
     queues = [queue_argument(q) for q in args.queues] or served + [
         q for q in driver.stored_queues() if q not in served
     ]
+    limits = {}  # each served queue's rate_limit and max_running, decided at its claims
+    for group in cfg.queues.values():
+        limits.update({q: lim for q, lim in cfg.served_limits(group).items() if lim})
     stats = {}
     for queue in queues:
         numbers = driver.stats(queue)
+        limit = limits.get(queue)
+        numbers["limits"] = {
+            "rate_limit": str(limit.rate) if limit and limit.rate else None,
+            "max_running": limit.max_running if limit else None,
+        }
         numbers["unserved"] = queue not in served and not numbers["workers"]
         numbers["paused"] = driver.is_paused(queue)
         numbers["batches"] = driver.running_batches(queue)
@@ -64,6 +72,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for queue, numbers in stats.items():
         cells = [_cell(numbers[key]) for key, _ in STATS_COLUMNS]
         notes = [word for word in ("paused", "unserved") if numbers[word]]
+        if numbers["limits"]["rate_limit"]:
+            notes.append(f"rate_limit {numbers['limits']['rate_limit']}")
+        if numbers["limits"]["max_running"]:
+            notes.append(f"max_running {numbers['limits']['max_running']}")
         rows.append([queue, *cells, ", ".join(notes)])
     print("\n".join(display.table(rows, right=range(1, len(STATS_COLUMNS) + 1))))
     batches = [b for numbers in stats.values() for b in numbers["batches"]]

@@ -299,7 +299,7 @@ def timeline(record: dict[str, Any]) -> list[tuple[float, str]]:
         events.append((record["created_at"], "pushed"))
     for entry in record.get("errors") or []:
         if isinstance(entry, dict) and entry.get("at"):
-            at = float(entry["at"]) / 1000.0
+            at = float(entry["at"])  # seconds, as public_record gives them
             events.append(
                 (at, f"attempt {entry.get('attempt', '?')} failed: {entry.get('error', '')}")
             )

@@ -301,8 +301,8 @@ def cancel_requested(record: dict[str, Any]) -> bool:
 
 
 def public_record(job_id: str, record: dict[str, Any]) -> dict[str, Any]:
-    """A stored record as users see it: times in float unix seconds, and `hook` (see
-    HOOK_PENDING) by name, "pending" or "started"."""
+    """A stored record as users see it: times in float unix seconds (each failed attempt's
+    in `errors` too), and `hook` (see HOOK_PENDING) by name, "pending" or "started"."""
     out: dict[str, Any] = {"id": job_id}
     for key, value in record.items():
         if key == "hook":
@@ -314,6 +314,13 @@ def public_record(job_id: str, record: dict[str, Any]) -> dict[str, Any]:
             continue
         elif key.endswith("_at") and isinstance(value, (int, float)):
             out[key] = value / 1000.0
+        elif key == "errors" and isinstance(value, list):  # each failed attempt's, `at` in ms
+            out[key] = [
+                {**e, "at": e["at"] / 1000.0}
+                if isinstance(e, dict) and isinstance(e.get("at"), (int, float))
+                else e
+                for e in value
+            ]
         else:
             out[key] = value
     return out

@@ -41,6 +41,7 @@ PIPE_GRACE = 1.0  # seconds a child may live on after its report pipe closed, wh
 TICK = 1.0  # longest sleep of an idle master; everything periodic runs at most this late
 EXIT_REASON_LOG = {"stopped": logging.INFO, "max_jobs": logging.INFO}
 THREADED_TIMEOUT_MARGIN = 5.0  # see Supervisor._timeout_grace
+RESTARTS_SHOWN = 5  # a slot's last restarts, with their reasons, in the host registry
 
 
 class Stop(Exception):
@@ -69,6 +70,7 @@ class Supervisor:
         self.signals = SignalQueue()
         self.handback = Handback(driver)
         self.cancels = CancelWatch(driver)
+        self.slot_restarts: dict[str, list[tuple[float, str]]] = {}  # slot -> (when, why)
         self.spawned = 0
         self.stats = {"restarts": 0, "completed": 0, "failed": 0, "retrying": 0}
         self._next_memory_check = 0.0
@@ -290,6 +292,8 @@ class Supervisor:
         )
         if self.draining_since is None and ended.reason != "stopped":
             self.stats["restarts"] += 1
+            history = self.slot_restarts.setdefault(child.slot.name, [])
+            history[:] = [*history[-(RESTARTS_SHOWN - 1) :], (time.time(), ended.reason)]
             self.metrics.worker_exited(child.slot.queue, ended.reason)
         level = EXIT_REASON_LOG.get(ended.reason, logging.WARNING)
         jobs = []
@@ -502,7 +506,7 @@ class Supervisor:
         """This master's entry in the host registry, every few seconds."""
         if self.registry is not None:
             state = "running" if self.draining_since is None else "draining"
-            workers = workers_of(self.children.values(), now)
+            workers = workers_of(self.children.values(), now, self.slot_restarts)
             self.registry.beat(now, self.queue_names(), workers, state)
 
     def _report(self, now: float) -> None:

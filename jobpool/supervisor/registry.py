@@ -23,10 +23,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import psutil
 import redis
 
 from jobpool.drivers.redis.client import CONNECTION_ERRORS
@@ -57,6 +58,10 @@ class WorkerInfo:
     state: str  # starting, idle, busy, draining (Child.state)
     jobs: tuple[str, ...]  # the ids of the jobs it runs now
     started_at: float  # unix time
+    job_started_at: tuple[float, ...] = ()  # unix time each of `jobs` started
+    jobs_done: int = 0  # jobs it finished (any outcome) since it started
+    rss: int | None = None  # bytes, None when it could not be read
+    restarts: tuple[tuple[float, str], ...] = ()  # its slot's recent restarts: (unix time, why)
 
 
 class Registry:
@@ -116,7 +121,11 @@ class Registry:
                     "pid": w.pid,
                     "state": w.state,
                     "job": w.jobs[0] if len(w.jobs) == 1 else (list(w.jobs) or None),
+                    "job_started_at": [round(t, 3) for t in w.job_started_at],
                     "started_at": round(w.started_at, 3),
+                    "jobs_done": w.jobs_done,
+                    "rss": w.rss,
+                    "restarts": [{"at": round(t, 3), "reason": why} for t, why in w.restarts],
                 }
                 for w in workers
             ],
@@ -189,17 +198,36 @@ def registry_for(
     )
 
 
-def workers_of(children: Iterable[Child], now: float) -> list[WorkerInfo]:
-    """What the registry says of a master's children (`now`: time.monotonic())."""
+def workers_of(
+    children: Iterable[Child],
+    now: float,
+    restarts: Mapping[str, Sequence[tuple[float, str]]] | None = None,
+) -> list[WorkerInfo]:
+    """What the registry says of a master's children (`now`: time.monotonic()); `restarts`:
+    each slot's recent restarts (unix time, reason)."""
     wall = time.time()
-    return [
-        WorkerInfo(
-            slot=child.slot.name,
-            queue=child.slot.queue,
-            pid=child.pid,
-            state=child.state,
-            jobs=tuple(job.job_id for job in child.running),
-            started_at=wall - (now - child.started),
+    infos = []
+    for child in sorted(children, key=lambda c: c.slot.name):
+        running = child.running
+        infos.append(
+            WorkerInfo(
+                slot=child.slot.name,
+                queue=child.slot.queue,
+                pid=child.pid,
+                state=child.state,
+                jobs=tuple(job.job_id for job in running),
+                started_at=wall - (now - child.started),
+                job_started_at=tuple(wall - (now - job.started) for job in running),
+                jobs_done=sum(child.outcomes.values()),
+                rss=_rss(child.pid),
+                restarts=tuple((restarts or {}).get(child.slot.name, ())),
+            )
         )
-        for child in sorted(children, key=lambda c: c.slot.name)
-    ]
+    return infos
+
+
+def _rss(pid: int) -> int | None:
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return None

@@ -93,6 +93,9 @@ def test_the_overview_matches_redis_and_its_charts_grow_live(
     master = page.find_element(By.CSS_SELECTOR, f'section[data-master$=".{m.pid}"]')
     assert f"master pid {m.pid}" in master.text
     assert "default.0" in master.text and "default.1" in master.text
+    # Each worker's RSS, jobs done and restarts (none yet), from the master's heartbeat.
+    rows = master.find_elements(By.CSS_SELECTOR, "table.workers tbody tr")
+    assert len(rows) == 2 and all(" MB" in row.text and "none" in row.text for row in rows)
 
 
 def test_a_failed_jobs_traceback_and_its_retry_with_the_token(

@@ -234,6 +234,11 @@ def test_a_job_page_shows_its_traceback_timeline_and_place_in_the_queue(
     assert 'id="traceback"' in page and "_charge" in page and "RuntimeError" in page
     assert re.search(r"<li><time>[^<]+</time> pushed</li>", page)
     assert re.search(r"<li><time>[^<]+</time> failed</li>", page)
+    # Each failed attempt, with its error and traceback, on the timeline and below it.
+    attempts = redis_qm.get_job_status(job_id)["attempts"]
+    for n in range(1, attempts + 1):
+        assert re.search(rf"<li><time>[^<]+</time> attempt {n} failed: RuntimeError", page)
+        assert f"<summary>attempt {n}: RuntimeError" in page
     waiting = [redis_qm.push(Echo(i), queue="mail") for i in range(3)]
     assert "2 job(s) ahead of it" in client.get(f"/jobs/{waiting[2]}").text
     assert "0 job(s) ahead of it" in client.get(f"/jobs/{waiting[0]}").text

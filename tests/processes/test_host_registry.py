@@ -5,8 +5,10 @@ stops cleanly leaves at once, while a SIGKILLed one disappears when its key expi
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import time
 
 from helpers import kill_tree, wait_until
 from jobs import Sleep, runs
@@ -43,6 +45,26 @@ def test_a_master_registers_its_workers_and_their_jobs(master, redis_url, redis_
 
     busy = wait_until(shows_the_job, 10, 0.2, "the next beat to show the running job")
     assert busy[0]["state"] == "busy" and busy[0]["queue"] == "default"
+    assert busy[0]["rss"] > 1_000_000 and busy[0]["jobs_done"] == 0 and busy[0]["restarts"] == []
+    (since,) = busy[0]["job_started_at"]
+    assert 0 <= time.time() - since < 10  # how long it has run: the dashboard shows it
+
+    # A worker killed: its slot's restart and reason are listed, and jobs done are counted.
+    os.kill(busy[0]["pid"], signal.SIGKILL)
+
+    def restarted() -> list:
+        return [
+            w
+            for h in list_hosts(qm.driver)
+            for w in h["workers"]
+            if w["slot"] == busy[0]["slot"] and w["restarts"]
+        ]
+
+    (again,) = wait_until(restarted, 15, 0.2, "a beat that lists the restart")
+    assert [r["reason"] for r in again["restarts"]] == ["crash"]
+    assert again["pid"] != busy[0]["pid"]
+    job_id = qm.push(Sleep(str(out), 8.0))  # runs again below, as the stats check wants
+    wait_until(shows_the_job, 15, 0.2, "the next job to show")
 
     stats = jobpool("stats", "--json", "-c", str(m.config))
     listed = json.loads(stats.stdout)["~hosts"]

@@ -307,7 +307,9 @@ def test_hold_gil_job_really_starves_other_threads():
     finally:
         stop.set()
         thread.join()
-    assert during <= 1  # at most the tick that was already past its sleep
+    # Unstarved, the thread would tick about 100 times; a tick already past its sleep, and
+    # one that got the GIL between the count and the call on a loaded machine, may slip in.
+    assert during <= 2
 
 
 def test_lease_keeper_keeps_a_gil_holding_job_leased(workers, redis_qm, tmp_path):

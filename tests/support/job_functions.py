@@ -131,3 +131,8 @@ def log_after(message: str, seconds: float) -> None:
     """Waits, then logs through a logger of its own: many at once on a threaded worker."""
     time.sleep(seconds)
     logging.getLogger("userapp.emails").warning("%s", message)
+
+
+@job(rate_limit="2/s")
+def throttled_fn() -> None:
+    """A job function with a rate limit of its own."""

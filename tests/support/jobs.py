@@ -528,3 +528,33 @@ class Stuck(Job):
 
     def failed(self, exc: BaseException) -> None:
         _note(self.path, f"failed:{type(exc).__name__}")
+
+
+class ManyTries(Job):
+    """Does nothing, with attempts to spare: for records of many failed attempts."""
+
+    max_tries = 15
+
+    def handle(self) -> None:
+        pass
+
+
+class Throttled(Job):
+    """At most 3 start per second, across every worker."""
+
+    rate_limit = "3/s"
+
+    def __init__(self, path: str = "/dev/null"):
+        self.path = path
+
+    def handle(self) -> None:
+        _note(self.path, f"{time.time():.6f}")
+
+
+class OneAtATime(Job):
+    """At most one runs at a time, across every worker."""
+
+    max_running = 1
+
+    def handle(self) -> None:
+        pass

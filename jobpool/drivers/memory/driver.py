@@ -37,6 +37,23 @@ if TYPE_CHECKING:
     from jobpool.drivers.memory.session import MemoryAsync, MemorySession
 
 
+ERRORS_KEPT = 10  # as common.lua's note_error
+TRACEBACK_KEPT = 2000
+
+
+def note_error(record: dict[str, Any], error: str, traceback: str | None, now: int) -> None:
+    """An attempt's error, as the job's `error` and `traceback` and in its `errors` (the last
+    ERRORS_KEPT attempts'), as lua/includes/common.lua's note_error records it."""
+    record.update(error=error, traceback=traceback)
+    entry: dict[str, Any] = {"attempt": record.get("attempts", 0), "error": error, "at": now}
+    if traceback:
+        entry["traceback"] = traceback[-TRACEBACK_KEPT:]
+    record["errors"] = [*record.get("errors", []), entry][-ERRORS_KEPT:]
+
+
+MAX_RUNNING_RECHECK_MS = 100  # as fetch.lua
+
+
 class _Queue:
     def __init__(self) -> None:
         self.ready: deque[str] = deque()
@@ -67,6 +84,8 @@ class MemoryDriver:
         lock = threading.RLock()
         self._cond = threading.Condition(lock)  # a push or a hand-back: wakes idle workers
         self._finished = threading.Condition(lock)  # a job finished: wakes qm.result()
+        self._class_starts: dict[str, list[int]] = {}  # job class -> its recent starts (ms)
+        self._class_running: dict[str, list[str]] = {}  # job class -> ids it began
 
     def _q(self, name: str) -> _Queue:
         return self._queues.setdefault(name, _Queue())
@@ -221,6 +240,35 @@ class MemoryDriver:
             self._cancel(job_id, record, self._now_ms())
             return Cancel.CANCELLED
 
+    def _class_wait(self, limit: list[Any], now: int) -> int | None:
+        """ms until a job class's limits let one more start, or None (as fetch.lua)."""
+        name, count, window, most = limit
+        wait = None
+        if count:
+            starts = [t for t in self._class_starts.get(name, []) if t > now - window]
+            if len(starts) >= count:
+                wait = max(starts[0] + window - now, 1)
+        if most:
+            running = self._running_of(name)
+            if len(running) >= most:
+                wait = max(wait or 0, int(MAX_RUNNING_RECHECK_MS))
+        return wait
+
+    def _class_started(self, limit: list[Any], job_id: str, now: int) -> None:
+        name, count, window, most = limit
+        if count:
+            starts = [t for t in self._class_starts.get(name, []) if t > now - window]
+            self._class_starts[name] = [*starts, now]
+        if most:
+            self._class_running[name] = [job_id, *self._running_of(name)]
+
+    def _running_of(self, name: str) -> list[str]:
+        return [
+            i
+            for i in self._class_running.get(name, [])
+            if (self._records.get(i) or {}).get("status") == "processing"
+        ]
+
     def uptime(self, queue: str) -> float:
         return float("inf")  # it lives as long as the process that reads it
 
@@ -268,7 +316,7 @@ class MemoryDriver:
                     self._hand_back(q, job_id)  # a shutdown, or claimed in a batch, not begun
                     handed += 1
                     continue
-                record.update(error=reason, traceback=None)
+                note_error(record, reason, None, now)
                 if record.get("attempts", 0) >= record.get("max_tries", 1):
                     self._fail(q, job_id, record, now, hook=HOOK_PENDING)
                     failed.append((job_id, str(record.get("job", "?"))))

@@ -17,11 +17,12 @@ from jobpool.drivers.base import (
     Fetched,
     Outcome,
 )
-from jobpool.drivers.memory.driver import MemoryDriver, _Queue
+from jobpool.drivers.memory.driver import MemoryDriver, _Queue, note_error
 from jobpool.drivers.memory.flows import flow_outcome
 from jobpool.limits import Limits
 
 MAX_RUNNING_RECHECK = 0.1  # seconds before a worker at max_running looks again (as fetch.lua)
+LIMITED_SCAN = 100  # most jobs over their class's limit one claim sets aside (as fetch.lua)
 
 
 def _waits_to_begin(record: dict[str, Any]) -> bool:
@@ -49,6 +50,46 @@ def _room(q: _Queue, limits: Limits, now: int) -> tuple[int, float]:
     return room, wait
 
 
+def _hand_back_stranded(
+    d: MemoryDriver, q: _Queue, worker_id: str, held: Sequence[str] | None
+) -> None:
+    """What the worker's hands hold but `held` does not name goes back (as fetch.lua)."""
+    keep = set(held or ())
+    mine = q.held.pop(worker_id, [])
+    for job_id in reversed([j for j in mine if j not in keep]):
+        d._hand_back(q, job_id)
+    kept = [j for j in mine if j in keep]
+    if kept:
+        q.held[worker_id] = kept
+
+
+def _class_gate(
+    d: MemoryDriver,
+    q: _Queue,
+    job_id: str,
+    record: dict[str, Any],
+    others: bool,
+    aside: int,
+    now: int,
+) -> str:
+    """What a claim does with a job as its class's own limits say (as fetch.lua): "run" (no
+    limit), "alone" (claim it, and nothing more), "aside" (delayed until the limit allows, no
+    attempt counted), or "stop" (put back: the next claim takes it)."""
+    limit = record.get("limit") if record["status"] != "failed" else None
+    if not limit:
+        return "run"
+    if others or aside >= LIMITED_SCAN:
+        q.ready.appendleft(job_id)
+        return "stop"
+    wait = d._class_wait(limit, now)
+    if wait is not None:
+        d._save(job_id, record, status="delayed", due_at=now + wait)
+        bisect.insort(q.delayed, (now + wait, job_id))
+        return "aside"
+    d._class_started(limit, job_id, now)
+    return "alone"
+
+
 class MemorySession:
     """A worker's steps on the memory driver's queues, each applied at once under its lock (as
     the Redis session's are by one script each)."""
@@ -68,13 +109,7 @@ class MemorySession:
         d = self.driver
         with d._cond:
             now, q = d._now_ms(), d._q(queue)
-            keep = set(held or ())
-            mine = q.held.pop(worker_id, [])
-            for job_id in reversed([j for j in mine if j not in keep]):
-                d._hand_back(q, job_id)
-            kept = [j for j in mine if j in keep]
-            if kept:
-                q.held[worker_id] = kept
+            _hand_back_stranded(d, q, worker_id, held)
             if q.paused:
                 d._promote(q, now)
                 return Fetched([], None, None, paused=True)
@@ -85,11 +120,20 @@ class MemorySession:
             out: list[Delivery] = []
             peers = len(q.held) + 1  # the workers holding jobs, and this one
             count = min(count, room, max(len(q.ready) // peers, 1))  # a fair share
+            set_aside = 0
             while q.ready and len(out) < count:
                 job_id = q.ready.popleft()
                 record = d._records.get(job_id)
                 if record is None or job_id not in d._bodies:
                     continue
+                gate = _class_gate(d, q, job_id, record, bool(out), set_aside, now)
+                if gate == "stop":
+                    break
+                if gate == "aside":
+                    set_aside += 1
+                    continue
+                if gate == "alone":
+                    count = 1
                 if record["status"] == "cancelled" or (
                     record["status"] == "failed" and not record.get("hook")
                 ):
@@ -159,7 +203,7 @@ class MemorySession:
                 return Outcome.LOST
             now, record = d._now_ms(), d._records.get(delivery.id, {})
             if error:
-                record.update(error=error, traceback=traceback)
+                note_error(record, error, traceback, now)
             if record.get("status") == "processing" and "cancel_requested_at" in record:
                 d._cancel(delivery.id, record, now)  # cancelled while it ran: no retry, no hook
                 return Outcome.CANCELLED

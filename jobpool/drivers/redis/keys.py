@@ -66,6 +66,11 @@ class QueueKeys:
         lua/enqueue_flow.lua), for `jobpool stats`."""
         return self._key("flows")
 
+    @cached_property
+    def limits(self) -> str:
+        """Job classes' recent starts and running jobs, for their own limits (fetch.lua)."""
+        return self._key("limits")
+
     def wip(self, worker_id: str) -> str:
         """The list of jobs one worker holds (work in progress)."""
         return self._key(f"wip:{worker_id}")

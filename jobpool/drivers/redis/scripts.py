@@ -142,7 +142,17 @@ def enqueue_args(
 
 
 def fetch_keys(k: QueueKeys, worker_id: str) -> list[str]:
-    return [k.ready, k.delayed, k.state, k.payload, k.workers, k.wip(worker_id), k.paused, k.starts]
+    return [
+        k.ready,
+        k.delayed,
+        k.state,
+        k.payload,
+        k.workers,
+        k.wip(worker_id),
+        k.paused,
+        k.starts,
+        k.limits,
+    ]
 
 
 def fetch_args(

@@ -7,6 +7,8 @@ KEYS[5] workers  ZSET  worker id -> lease deadline (ms)
 KEYS[6] wip      LIST  job ids this worker holds
 KEYS[7] paused   STRING set while the queue is paused (`jobpool pause`)
 KEYS[8] starts   ZSET  job id@ms -> when it was claimed (ms), for the last rate-limit window
+KEYS[9] limits   HASH  "starts:CLASS" -> JSON [ms...] of a job class's starts in its window,
+                       "running:CLASS" -> JSON [id...] of its jobs begun and maybe running
 ARGV[1] worker id
 ARGV[2] count: most jobs to claim (the worker's prefetch)
 ARGV[3] lease in ms
@@ -24,7 +26,11 @@ Limits (see jobpool/limits.py): the rate counts starts in a sliding window (KEYS
 rate limit a claim takes one job, which it begins, so that its `started_at` is the time counted;
 the
 max_running count is what every worker of the queue holds, the lengths of their wip lists
-(keys named after KEYS[6], in the same slot).
+(keys named after KEYS[6], in the same slot). A job class's own limits (`rate_limit`,
+`max_running` on the class or @job: the record's `limit`, [class, count, window ms, max
+running]) are checked as the claim reaches such a job, which is then claimed alone and begun;
+over its limit, it goes back as delayed to when the limit allows (or 0.1 s, for max_running),
+no attempt counted, and the claim goes on with the next jobs (at most LIMITED_SCAN of them).
 A one-job worker only fetches with empty hands, so anything still in its wip list is either what
 its blocking wait took for it (BLMOVE ready -> wip) or a claim whose reply was lost (a dropped
 connection): it goes back to the front of the queue, attempt not counted, and is claimed again
@@ -35,6 +41,56 @@ failed() hook is marked started (record field `hook`, see common.lua). ]]
 -- @include common
 local MAX_RUNNING_RECHECK_MS = 100  -- a worker at max_running looks again this soon
 local now = now_ms()
+local LIMITED_SCAN = 100  -- most jobs over their class's limit one claim sets aside
+
+-- ms until a job class's limits let one more of its jobs start, or nil if one may now.
+local function class_wait(limit)
+  local count, window, most = tonumber(limit[2]), tonumber(limit[3]), tonumber(limit[4])
+  local starts, runs = 'starts:' .. limit[1], 'running:' .. limit[1]  -- fields of KEYS[9]
+  local wait = nil
+  if count > 0 then
+    local raw = redis.call('HGET', KEYS[9], starts)
+    local kept = {}
+    for _, t in ipairs(raw and cjson.decode(raw) or {}) do
+      if t > now - window then kept[#kept + 1] = t end
+    end
+    if #kept >= count then wait = math.max(kept[1] + window - now, 1) end
+  end
+  if most > 0 then
+    local raw = redis.call('HGET', KEYS[9], runs)
+    local running = 0
+    for _, other in ipairs(raw and cjson.decode(raw) or {}) do
+      local ost = load_state(KEYS[3], other)
+      if ost and ost['status'] == 'processing' then running = running + 1 end
+    end
+    if running >= most then wait = math.max(wait or 0, MAX_RUNNING_RECHECK_MS) end
+  end
+  return wait
+end
+
+-- Count a start of a job of a limited class (the claim begins it).
+local function class_started(limit, id)
+  local count, window, most = tonumber(limit[2]), tonumber(limit[3]), tonumber(limit[4])
+  local starts, runs = 'starts:' .. limit[1], 'running:' .. limit[1]  -- fields of KEYS[9]
+  if count > 0 then
+    local raw = redis.call('HGET', KEYS[9], starts)
+    local kept = {}
+    for _, t in ipairs(raw and cjson.decode(raw) or {}) do
+      if t > now - window then kept[#kept + 1] = t end
+    end
+    kept[#kept + 1] = now
+    redis.call('HSET', KEYS[9], starts, cjson.encode(kept))
+  end
+  if most > 0 then
+    local raw = redis.call('HGET', KEYS[9], runs)
+    local kept = {id}
+    for _, other in ipairs(raw and cjson.decode(raw) or {}) do
+      local ost = load_state(KEYS[3], other)
+      if ost and ost['status'] == 'processing' then kept[#kept + 1] = other end
+    end
+    redis.call('HSET', KEYS[9], runs, cjson.encode(kept))
+  end
+end
 local wid = ARGV[1]
 
 local stranded = redis.call('LRANGE', KEYS[6], 0, -1)
@@ -111,6 +167,7 @@ local peers = math.max(redis.call('ZCARD', KEYS[5]), 1)
 local want = math.min(room,
                       math.max(math.floor(redis.call('LLEN', KEYS[1]) / peers), 1))
 local beginning = true
+local set_aside = 0
 while want > 0 do
   local id = redis.call('LPOP', KEYS[1])
   if not id then break end
@@ -118,6 +175,28 @@ while want > 0 do
   local raw = body and redis.call('HGET', KEYS[3], id)
   if body and not raw then redis.call('HDEL', KEYS[4], id) end  -- no record: not a job of ours
   local st = raw and cjson.decode(raw)
+  local limit = st and st['status'] ~= 'failed' and st['limit']
+  if limit and not beginning then
+    redis.call('LPUSH', KEYS[1], id)  -- a limited job is claimed alone: the next claim's
+    break
+  end
+  if limit then
+    local wait = set_aside < LIMITED_SCAN and class_wait(limit)
+    if wait then  -- over its class's limit: back to wait until it allows, uncounted
+      st['status'] = 'delayed'
+      st['due_at'] = now + wait
+      save_state(KEYS[3], id, st, now)
+      schedule(KEYS[2], KEYS[1], KEYS[5], id, now + wait)
+      set_aside = set_aside + 1
+      st = nil
+    elseif set_aside >= LIMITED_SCAN then
+      redis.call('LPUSH', KEYS[1], id)
+      break
+    else
+      class_started(limit, id)
+      want = 1  -- claimed alone
+    end
+  end
   -- a failed job is here only to have its failed() hook run; anything else failed is stale,
   -- and a cancelled job never runs
   if st and (st['status'] ~= 'failed' or st['hook']) and st['status'] ~= 'cancelled' then

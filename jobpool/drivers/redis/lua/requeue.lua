@@ -45,8 +45,7 @@ for i = #ids, 1, -1 do
     out[1] = out[1] + 1
   else
     st['worker'] = nil
-    st['error'] = ARGV[2]
-    st['traceback'] = nil
+    note_error(st, ARGV[2], nil, now)
     if (st['attempts'] or 0) >= (st['max_tries'] or 1) then
       st['hook'] = HOOK_PENDING
       mark_failed(KEYS[4], KEYS[5], KEYS[6], KEYS[7], id, st, now, tonumber(ARGV[3]), KEYS[3])

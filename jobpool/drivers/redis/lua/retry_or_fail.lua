@@ -23,10 +23,7 @@ local now = now_ms()
 local id = ARGV[1]
 if redis.call('LREM', KEYS[1], -1, id) == 0 then return -1 end
 local st = load_state(KEYS[2], id) or {}
-if ARGV[3] ~= '' then
-  st['error'] = ARGV[3]
-  st['traceback'] = ARGV[4]
-end
+if ARGV[3] ~= '' then note_error(st, ARGV[3], ARGV[4], now) end
 if stop_requested(st) then  -- cancelled while it ran: no retry, no failed() hook
   mark_cancelled(KEYS[2], KEYS[7], id, st, now, tonumber(ARGV[5]), KEYS[5])
   return 3

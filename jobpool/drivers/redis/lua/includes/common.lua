@@ -50,6 +50,23 @@ local function save_state(state_key, id, st, now)
   return raw
 end
 
+-- Record an attempt's error: as the job's `error` and `traceback`, and in its `errors`, the
+-- last ERRORS_KEPT attempts' errors, each with its attempt, time and traceback's end (the
+-- dashboard's timeline). Kept short: every state change decodes and encodes the record.
+local ERRORS_KEPT = 10
+local TRACEBACK_KEPT = 2000
+local function note_error(st, err, tb, now)
+  st['error'] = err
+  st['traceback'] = tb
+  local errors = st['errors'] or {}
+  errors[#errors + 1] = {
+    attempt = st['attempts'] or 0, error = err, at = now,
+    traceback = tb and string.sub(tb, -TRACEBACK_KEPT) or nil,
+  }
+  while #errors > ERRORS_KEPT do table.remove(errors, 1) end
+  st['errors'] = errors
+end
+
 -- Schedule id at `due`; wake the idle workers when it becomes the earliest due job, since they
 -- are blocked with a timeout computed from the previous earliest. A non-empty ready list means no
 -- worker is blocked, so no token is needed then. Each blocked worker takes one token (the wait
