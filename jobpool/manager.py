@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -142,13 +143,7 @@ class QueueManager:
         README "Workflows"; `queue` runs all of its jobs there)."""
         if isinstance(job, (Chain, Batch)):
             return self._push_flow(job, queue, unique_key)
-        name = self.queue_name(job, queue)
-        entry = self._prepare(job, name)
-        unique = unique_options(job, entry[1], unique_key, unique_for)
-        if unique is not None:
-            return self._enqueue_unique(name, entry, unique, 0.0)[0]
-        self.driver.enqueue(name, [entry])
-        return entry[0]
+        return self._store(self._plan(job, queue, unique_key, unique_for))[0]
 
     def later(
         self,
@@ -161,14 +156,7 @@ class QueueManager:
     ) -> str:
         """Queue a job to run after `delay` (seconds, timedelta, or an aware datetime); unique
         keys as for push()."""
-        name = self.queue_name(job, queue)
-        entry = self._prepare(job, name)
-        seconds = _seconds(delay)
-        unique = unique_options(job, entry[1], unique_key, unique_for)
-        if unique is not None:
-            return self._enqueue_unique(name, entry, unique, seconds)[0]
-        self.driver.enqueue(name, [entry], delay=seconds)
-        return entry[0]
+        return self._store(self._plan(job, queue, unique_key, unique_for, delay))[0]
 
     def push_unique(
         self,
@@ -182,38 +170,34 @@ class QueueManager:
         """Queue a job unless the job holding its unique key waits or runs: (id, created),
         `created` False when `id` is that existing job's. Without `unique_key` the key is the
         job's class and arguments. `delay` as for later()."""
-        return self.driver.enqueue_unique(
-            *self._unique_entry(job, queue, unique_key, unique_for, delay)
-        )
+        return self._store(self._plan(job, queue, unique_key, unique_for, delay, always=True))
 
-    def _unique_entry(
+    def _plan(
         self,
         job: Job,
         queue: str | None,
         unique_key: str | None,
         unique_for: float | None,
-        delay: Delay | None,
-    ) -> tuple[str, tuple[str, str, dict[str, Any]], str, float, float]:
-        """What enqueue_unique takes: queue, the job's entry (its record names the key), the
-        key, how long it may be held, and the delay."""
+        delay: Delay | None = None,
+        *,
+        always: bool = False,
+    ) -> _Push:
+        """One job checked and ready to store: its queue, its entry, its unique key (named in
+        its record) when it has one (`always`: the class and arguments' when none is given),
+        and its delay. push, later, push_unique and their async twins all store through it."""
         name = self.queue_name(job, queue)
         entry = self._prepare(job, name)
-        unique = unique_options(job, entry[1], unique_key, unique_for, always=True)
-        assert unique is not None
-        key, hold = unique
-        entry[2]["unique_key"] = key
-        return name, entry, key, hold, 0.0 if delay is None else _seconds(delay)
+        unique = unique_options(job, entry[1], unique_key, unique_for, always=always)
+        if unique is not None:
+            entry[2]["unique_key"] = unique[0]
+        return _Push(name, entry, unique, 0.0 if delay is None else _seconds(delay))
 
-    def _enqueue_unique(
-        self,
-        queue: str,
-        entry: tuple[str, str, dict[str, Any]],
-        unique: tuple[str, float],
-        delay: float,
-    ) -> tuple[str, bool]:
-        key, hold = unique
-        entry[2]["unique_key"] = key
-        return self.driver.enqueue_unique(queue, entry, key, hold, delay)
+    def _store(self, push: _Push) -> tuple[str, bool]:
+        """(id, created): a unique job in the one step that checks its key."""
+        if push.unique is None:
+            self.driver.enqueue(push.queue, [push.entry], delay=push.delay)
+            return push.entry[0], True
+        return self.driver.enqueue_unique(push.queue, push.entry, *push.unique, push.delay)
 
     def push_many(self, jobs: Iterable[Job], queue: str | None = None) -> list[str]:
         """Queue several jobs in one round trip per queue; all are checked before any is sent.
@@ -229,6 +213,7 @@ class QueueManager:
             if options is None:
                 by_queue.setdefault(name, []).append(entry)
             else:
+                entry[2]["unique_key"] = options[0]
                 unique.append((len(ids), name, entry, options))
             ids.append(entry[0])
         for name, entries in by_queue.items():
@@ -236,7 +221,7 @@ class QueueManager:
         done = [entry[0] for entries in by_queue.values() for entry in entries]
         for index, name, entry, options in unique:
             try:
-                ids[index], created = self._enqueue_unique(name, entry, options, 0.0)
+                ids[index], created = self._store(_Push(name, entry, options, 0.0))
             except (PushError, redis.RedisError) as exc:
                 if not done:
                     raise
@@ -294,13 +279,7 @@ class QueueManager:
         trip awaited (a workflow's on a thread)."""
         if isinstance(job, (Chain, Batch)):
             return await asyncio.to_thread(self._push_flow, job, queue, unique_key)
-        name = self.queue_name(job, queue)
-        entry = self._prepare(job, name)
-        unique = unique_options(job, entry[1], unique_key, unique_for)
-        if unique is not None:
-            return (await self._aenqueue_unique(name, entry, unique, 0.0))[0]
-        await self.driver.aio().enqueue(name, [entry])
-        return entry[0]
+        return (await self._astore(self._plan(job, queue, unique_key, unique_for)))[0]
 
     async def alater(
         self,
@@ -312,14 +291,7 @@ class QueueManager:
         unique_for: float | None = None,
     ) -> str:
         """later() for async code."""
-        name = self.queue_name(job, queue)
-        entry = self._prepare(job, name)
-        seconds = _seconds(delay)
-        unique = unique_options(job, entry[1], unique_key, unique_for)
-        if unique is not None:
-            return (await self._aenqueue_unique(name, entry, unique, seconds))[0]
-        await self.driver.aio().enqueue(name, [entry], delay=seconds)
-        return entry[0]
+        return (await self._astore(self._plan(job, queue, unique_key, unique_for, delay)))[0]
 
     async def apush_unique(
         self,
@@ -331,21 +303,16 @@ class QueueManager:
         delay: Delay | None = None,
     ) -> tuple[str, bool]:
         """push_unique() for async code: (id, created)."""
-        return await self.driver.aio().enqueue_unique(
-            *self._unique_entry(job, queue, unique_key, unique_for, delay)
-        )
+        push = self._plan(job, queue, unique_key, unique_for, delay, always=True)
+        return await self._astore(push)
 
-    async def _aenqueue_unique(
-        self,
-        queue: str,
-        entry: tuple[str, str, dict[str, Any]],
-        unique: tuple[str, float],
-        delay: float,
-    ) -> tuple[str, bool]:
-        """_enqueue_unique() awaited: the same record, the same atomic step."""
-        key, hold = unique
-        entry[2]["unique_key"] = key
-        return await self.driver.aio().enqueue_unique(queue, entry, key, hold, delay)
+    async def _astore(self, push: _Push) -> tuple[str, bool]:
+        """_store() awaited: the same record, the same atomic step."""
+        aio = self.driver.aio()
+        if push.unique is None:
+            await aio.enqueue(push.queue, [push.entry], delay=push.delay)
+            return push.entry[0], True
+        return await aio.enqueue_unique(push.queue, push.entry, *push.unique, push.delay)
 
     async def apush_many(self, jobs: Iterable[Job], queue: str | None = None) -> list[str]:
         """push_many() for async code."""
@@ -445,6 +412,16 @@ class QueueManager:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Push:
+    """A job ready to store (QueueManager._plan)."""
+
+    queue: str
+    entry: tuple[str, str, dict[str, Any]]
+    unique: tuple[str, float] | None  # its unique key and how long it may hold it
+    delay: float
 
 
 _CLASS_LIMITS: dict[type[Job], list[Any] | None] = {}  # each class's, read once
