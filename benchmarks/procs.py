@@ -13,6 +13,22 @@ from pathlib import Path
 import psutil
 
 MB = 1024 * 1024
+FORK_SERVER = "jobpool: fork server"  # jobpool's pool has it beside the workers: not a worker
+
+
+def title(proc: psutil.Process) -> str:
+    """What `ps` shows (jobpool sets its titles in argv)."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def pool_children(top: psutil.Process) -> tuple[list[psutil.Process], list[psutil.Process]]:
+    """(workers, helpers): a pool master's children, its fork server apart."""
+    children = top.children()
+    helpers = [c for c in children if title(c).startswith(FORK_SERVER)]
+    return [c for c in children if c not in helpers], helpers
 
 
 class Group:
@@ -44,7 +60,7 @@ class Group:
         for proc in self.procs:
             try:
                 top = psutil.Process(proc.pid)
-                workers = top.children() if self.layout == "pool" else [top]
+                workers = pool_children(top)[0] if self.layout == "pool" else [top]
                 if self.layout == "pool":
                     out["master_rss"].append(top.memory_info().rss / MB)
                 for worker in workers:

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks import report
-from benchmarks.procs import Group
+from benchmarks.procs import Group, pool_children
 from benchmarks.runner import Bench
 from benchmarks.targets import TARGETS
 
@@ -40,8 +40,11 @@ def _roles(group: Group, redis_pid: int) -> dict[str, psutil.Process]:
     for i, top in enumerate(psutil.Process(p.pid) for p in group.procs):
         if group.layout == "pool":
             procs["master"] = top
-            for j, child in enumerate(top.children()):
+            workers, helpers = pool_children(top)
+            for j, child in enumerate(workers):
                 procs[f"worker {j}"] = child
+            for child in helpers:
+                procs["fork server"] = child
         else:
             procs[f"worker {i}"] = top
     return procs

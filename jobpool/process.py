@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import psutil
 import setproctitle
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def set_title(title: str) -> None:
@@ -39,12 +41,33 @@ def die_with_parent(sig: int = signal.SIGKILL) -> bool:
     Callers still check getppid() in their loops: the request is lost if the parent died
     before it was made, and other systems have no such call. Returns True if it was set.
     """
-    name = ctypes.util.find_library("c")
+    return _prctl(_PR_SET_PDEATHSIG, int(sig))
+
+
+def become_subreaper() -> bool:
+    """Have the orphans among this process's descendants handed to it rather than to init
+    (Linux only): the master then waits for the workers its fork server forks through a
+    process that exits at once. Returns True if it was set."""
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _prctl(option: int, value: int) -> bool:
+    libc = _libc()
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        return bool(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0)
-    except (OSError, AttributeError):
+        return libc is not None and bool(libc.prctl(option, value, 0, 0, 0) == 0)
+    except AttributeError:  # no prctl: not Linux
         return False
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, found once per process tree: find_library() runs `ldconfig -p` (a
+    process, and its whole output to parse), which a worker forked from the master need not
+    repeat."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    except OSError:
+        return None
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")

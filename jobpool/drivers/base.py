@@ -178,6 +178,11 @@ class Session(Protocol):
         ...
 
     def flush(self) -> None: ...
+    def open(self, queue: str) -> None:
+        """Connect now, for `queue`, so that the first job does not wait for it; a failure
+        is left to the first step, which retries."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -201,7 +206,11 @@ class Driver(Protocol):
         is cancelled, for at most `unique_for` seconds."""
         ...
 
-    def session(self) -> Session: ...
+    def session(self, small_replies: bool = False) -> Session:
+        """A worker's own line for its steps; `small_replies`: it never claims (a job
+        thread's), so it may keep a smaller reply buffer."""
+        ...
+
     def requeue_worker(
         self,
         queue: str,

@@ -13,6 +13,7 @@ while a write is under way (a seqlock), so the master never acts on half of one.
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 from dataclasses import dataclass
 
@@ -37,11 +38,24 @@ class Board:
     """One worker's board, `slots` entries. Made by the master before the fork; the child
     writes, the master reads."""
 
-    def __init__(self, slots: int = 1) -> None:
+    def __init__(self, slots: int = 1, fd: int | None = None) -> None:
         self.slots = max(1, slots)
-        # Anonymous and shared: the forked child writes the same pages.
-        self._mem = mmap.mmap(-1, ENTRY * self.slots)
+        # Shared: the forked child writes the same pages. Anonymous when the master forks the
+        # child itself; from `fd` (a memfd, see shareable()) when the fork server does.
+        self._mem = mmap.mmap(-1 if fd is None else fd, ENTRY * self.slots)
         self._seq = [0] * self.slots
+
+    @classmethod
+    def shareable(cls, slots: int = 1) -> tuple[Board, int]:
+        """A board whose memory another process can map: (the board, a descriptor of its
+        memory to send there and then close)."""
+        fd = os.memfd_create("jobpool-board", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, ENTRY * max(1, slots))
+            return cls(slots, fd), fd
+        except BaseException:
+            os.close(fd)
+            raise
 
     # -- the worker's side (entry `slot` by one thread only) -------------------------------------
 

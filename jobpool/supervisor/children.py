@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from jobpool.supervisor import signals
 from jobpool.supervisor.board import Board, Running
 from jobpool.supervisor.child_main import child_main, lead_own_group
+from jobpool.supervisor.fork_server import ForkServer
 from jobpool.supervisor.reports import Finished, Ready, ReportReader
 from jobpool.supervisor.restarts import Kill
 
@@ -141,3 +142,21 @@ def spawn(
     with contextlib.suppress(OSError):  # both sides set it, so no kill can come before it
         os.setpgid(pid, pid)
     return pid, read_fd
+
+
+def spawn_by(server: ForkServer, cfg: Config, slot: Slot, worker_id: str) -> tuple[int, int, Board]:
+    """Have the fork server fork one worker; returns (pid, read end of its report pipe, its
+    board). Raises ForkServerGone, with nothing left open, if it cannot."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    board, board_fd = Board.shareable(cfg.queue(slot.queue).concurrency)
+    try:
+        pid = server.spawn(cfg, slot, worker_id, write_fd, board_fd)
+    except BaseException:
+        os.close(read_fd)
+        board.close()
+        raise
+    finally:
+        os.close(write_fd)
+        os.close(board_fd)
+    return pid, read_fd, board

@@ -26,8 +26,9 @@ from jobpool.schedules.resolve import templates_for
 from jobpool.schedules.runner import ScheduleRunner
 from jobpool.supervisor.board import Board, Running
 from jobpool.supervisor.cancels import CancelWatch
-from jobpool.supervisor.children import Child, Slot, spawn
+from jobpool.supervisor.children import Child, Slot, spawn, spawn_by
 from jobpool.supervisor.dashboard_process import DashboardProcess
+from jobpool.supervisor.fork_server import ForkServer, ForkServerGone
 from jobpool.supervisor.handback import Handback
 from jobpool.supervisor.metrics import make_metrics
 from jobpool.supervisor.plan import PoolPlan
@@ -68,6 +69,7 @@ class Supervisor:
         self.draining_since: float | None = None
         self.restarts = RestartPolicy(config.pool.restart_backoff_max)
         self.signals = SignalQueue()
+        self.forks = ForkServer()  # forks the workers: see fork_server.py
         self.handback = Handback(driver)
         self.cancels = CancelWatch(driver)
         self.slot_restarts: dict[str, list[tuple[float, str]]] = {}  # slot -> (when, why)
@@ -265,10 +267,11 @@ class Supervisor:
             if pid == 0:
                 return
             child = self.children.pop(pid, None)
+            code = os.waitstatus_to_exitcode(status)
             if child is not None:
-                self._on_exit(child, os.waitstatus_to_exitcode(status))
-            else:
-                self.dashboard.reaped(pid, os.waitstatus_to_exitcode(status), time.monotonic())
+                self._on_exit(child, code)
+            elif not self.forks.reaped(pid, code):
+                self.dashboard.reaped(pid, code, time.monotonic())
 
     def _on_exit(self, child: Child, code: int) -> None:
         child.read_reports()
@@ -462,13 +465,21 @@ class Supervisor:
     def _spawn(self, slot: Slot) -> None:
         self.spawned += 1
         worker_id = f"{self.host}.{self.pid}.{slot.name}.{self.spawned}"
+        pid, report_fd, board = self._fork(slot, worker_id)
+        self.children[pid] = Child(pid, slot, worker_id, report_fd, time.monotonic(), board)
+        log.info("worker %s started: pid %d", slot.name, pid)
+
+    def _fork(self, slot: Slot, worker_id: str) -> tuple[int, int, Board]:
+        """Fork a worker: by the fork server, or by the master itself without one."""
         fds = [c.report_fd for c in self.children.values()]
+        if self.forks.ready(self.config, self.pid, self.preloaded, [*fds, *self.signals.fds]):
+            with contextlib.suppress(ForkServerGone):
+                return spawn_by(self.forks, self.config, slot, worker_id)
         board = Board(self.config.queue(slot.queue).concurrency)
         pid, report_fd = spawn(
             self.config, slot, worker_id, self.pid, self.preloaded, fds, self.signals, board
         )
-        self.children[pid] = Child(pid, slot, worker_id, report_fd, time.monotonic(), board)
-        log.info("worker %s started: pid %d", slot.name, pid)
+        return pid, report_fd, board
 
     # -- shutdown ------------------------------------------------------------------------------
 
@@ -495,6 +506,7 @@ class Supervisor:
         if self.registry is not None:
             self.registry.remove()
         self.dashboard.stop()
+        self.forks.stop()
         self.signals.close()
         self.metrics.close()
         log.info("master %d stopped", self.pid)

@@ -34,6 +34,11 @@ class SignalQueue:
         for fd in (self.read_fd, self.write_fd):
             os.set_blocking(fd, False)
 
+    @property
+    def fds(self) -> list[int]:
+        """The pipe's two ends, which a forked child must close."""
+        return [self.read_fd, self.write_fd]
+
     def install(self) -> None:
         signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
         for sig in HANDLED:

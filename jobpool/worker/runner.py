@@ -90,8 +90,19 @@ class JobRunner:
         """Begin and run one claimed job; `confirm`: wait for its begin to be recorded first, so
         that a job cancelled while it waited is skipped. None when the worker recorded the
         outcome itself (a timeout or a cancel it enforced while this thread ran the job)."""
+        return self.run_begun(self.begin(delivery, confirm))
+
+    def begin(self, delivery: Delivery, confirm: bool = False) -> Delivery:
+        """Record a claimed job as running (see Session.begin); the acknowledgement of the job
+        before it, if still held back, goes in the same write."""
         # Retried like every queue step: a failover may cut the begin off (it is idempotent).
-        delivery = self.call(functools.partial(self.session.begin, delivery, confirm))
+        began: Delivery = self.call(functools.partial(self.session.begin, delivery, confirm))
+        return began
+
+    def run_begun(self, delivery: Delivery) -> Outcome | None:
+        """Run a job begin() returned: skipped if it was cancelled meanwhile or is no longer
+        this worker's, else run with its outcome recorded (an acknowledgement is held back for
+        the next write)."""
         outcome: Outcome | None
         if delivery.record.get("status") == NOT_HELD:
             log.warning(

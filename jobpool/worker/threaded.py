@@ -84,7 +84,8 @@ class ThreadedWorker(Worker):
         return UserCode(threaded=True)
 
     def _slot_runner(self, slot: int) -> JobRunner:
-        session = self.driver.session()  # a connection per thread
+        session = self.driver.session(small_replies=True)  # a connection per thread
+        session.open(self.queue)  # now: the thread's first job need not wait for it
         return JobRunner(
             self.manager,
             session,

@@ -9,7 +9,7 @@ import threading
 import time
 
 from job_functions import log_after, whoami
-from jobs import AsyncOverlap, AsyncSleep, Linger, Overlap, Stuck, runs, windows
+from jobs import AsyncOverlap, AsyncSleep, Linger, Overlap, Record, Stuck, runs, windows
 
 from jobpool.log import JobContextFilter
 from jobpool.worker.threaded import ThreadedWorker
@@ -174,3 +174,21 @@ def test_log_lines_carry_the_job_of_their_own_thread(qm):
     assert len(seen) == 8
     assert {r.getMessage(): r.job_id for r in seen} == {m: i for i, m in ids.items()}
     assert {r.job for r in seen} == {"log_after"}
+
+
+def test_many_short_jobs_each_run_once_and_are_acknowledged_before_their_end_is_told(
+    qm, tmp_path, caplog
+):
+    # A thread that ends a job and finds the next already claimed sends the ack and the next
+    # begin together. A job its claim began needs no begin: its predecessor's ack must still
+    # reach Redis before the main thread stops naming it held, or a claim hands it back and
+    # it runs twice.
+    path = tmp_path / "runs"
+    tags = [f"job{i}" for i in range(400)]
+    ids = qm.push_many([Record(str(path), tag) for tag in tags])
+    with caplog.at_level(logging.WARNING, logger="jobpool"):
+        worker = run_burst(qm, 8)
+    assert sorted(runs(path)) == sorted(tags)  # each exactly once
+    assert worker.jobs_done == 400
+    assert {qm.get_job_status(i)["status"] for i in ids} == {"completed"}
+    assert not [r for r in caplog.records if "lapsed" in r.getMessage()]

@@ -412,7 +412,7 @@ class MemoryDriver:
             self._bodies.pop(job_id, None)
             return True
 
-    def session(self) -> MemorySession:
+    def session(self, small_replies: bool = False) -> MemorySession:
         from jobpool.drivers.memory.session import MemorySession
 
         return MemorySession(self)

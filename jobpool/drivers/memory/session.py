@@ -250,6 +250,9 @@ class MemorySession:
     def flush(self) -> None:
         """Nothing is ever in flight."""
 
+    def open(self, queue: str) -> None:
+        """Nothing to connect to."""
+
     def close(self) -> None:
         """The driver owns everything."""
 

@@ -136,9 +136,10 @@ class RedisDriver:
             return self.scripts.run(name, keys, args), 0
         return self.scripts.run_waiting(name, keys, args, self.wait_replicas, self.wait_timeout_ms)
 
-    def session(self) -> RedisSession:
-        """A worker's own connection for claims and acks (see RedisSession)."""
-        return RedisSession(self)
+    def session(self, small_replies: bool = False) -> RedisSession:
+        """A worker's own connection for claims and acks (see RedisSession); `small_replies`:
+        one that never claims (a job thread's), with a small reply buffer."""
+        return RedisSession(self, small_replies)
 
     def requeue_worker(
         self,

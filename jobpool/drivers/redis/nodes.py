@@ -23,6 +23,7 @@ from redis.connection import AbstractConnection, ConnectionPool
 log = logging.getLogger("jobpool.redis")
 
 # Replies that say the connection's node no longer serves the slot, or not yet.
+SMALL_REPLIES = 4096  # reply buffer (bytes) of connections that read ids and counts only
 REDIRECTS = (
     redis.exceptions.AskError,  # MovedError too: a subclass
     redis.exceptions.TryAgainError,
@@ -57,12 +58,19 @@ def node_pool(client: redis.Redis, key: str) -> ConnectionPool:
     return node_client(client, key).connection_pool
 
 
-def new_connection(pool: ConnectionPool) -> AbstractConnection:
+def new_connection(pool: ConnectionPool, read_size: int | None = None) -> AbstractConnection:
     """A connection of `pool`'s kind and settings that the pool does not count: a session or
     a waiter holds it for its own life and closes it itself. (pool.make_connection() counts
     each one against max_connections and never forgets it, so a worker that reconnects a
-    hundred times would be refused.)"""
-    return cast(AbstractConnection, pool.connection_class(**pool.connection_kwargs))
+    hundred times would be refused.)
+
+    `read_size`: the bytes of its reply buffer, for a connection whose replies are small.
+    redis-py gives each connection a 64 KiB buffer, which a worker with 32 job threads would
+    otherwise hold 32 times (2 MiB) for replies of a few bytes."""
+    kwargs = dict(pool.connection_kwargs)
+    if read_size is not None:
+        kwargs["socket_read_size"] = read_size
+    return cast(AbstractConnection, pool.connection_class(**kwargs))
 
 
 def node_name(client: redis.Redis, key: str) -> str:

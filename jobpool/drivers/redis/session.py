@@ -17,6 +17,7 @@ the command as a refused one, reads the slot map again, and reconnects to the ow
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from jobpool.drivers.base import HOOK_STARTED, NOT_HELD, Delivery, Fetched, Outc
 from jobpool.drivers.redis import scripts as s
 from jobpool.drivers.redis.nodes import (
     REDIRECTS,
+    SMALL_REPLIES,
     is_cluster,
     new_connection,
     node_name,
@@ -62,8 +64,11 @@ class _Command:
 class RedisSession:
     """What one worker does on Redis; not shared between threads."""
 
-    def __init__(self, driver: RedisDriver):
+    def __init__(self, driver: RedisDriver, small_replies: bool = False):
         self.driver = driver
+        # A job thread's session reads the replies of begins and acks only; claims bring job
+        # bodies (many at once), for which redis-py's default buffer is kept.
+        self._read_size = SMALL_REPLIES if small_replies else None
         self._conn: AbstractConnection | None = None
         self._pending: list[_Command] = []  # sent (or to resend), reply not read yet
         self._refusals = ReplyLog(log)
@@ -96,17 +101,22 @@ class RedisSession:
 
         Without `confirm` the begin is only written (its reply is read with the next claim), so
         a batch of short jobs costs no round trip per job. With it, the reply is awaited: a job
-        cancelled while it waited in the batch comes back `cancelled` (see lua/begin.lua)."""
+        cancelled while it waited in the batch comes back `cancelled` (see lua/begin.lua).
+        Either way an acknowledgement still held back begins the job itself (lua/ack.lua)."""
         if delivery.record.get("status") == "processing" or delivery.hook_started:
             return delivery  # the claim began it
         # Durable writes: the previous job's ack (and its WAIT) is read before the next job
         # runs, so that a worker cut off from the replicas by a failover runs no more jobs
         # whose outcome would be lost with the old primary.
         confirm = confirm or self._durable
-        ack = None if confirm or not self._pending else self._pending[-1]
-        if ack is not None and ack.name == "ack" and not ack.sent and not ack.args[s.ACK_NEXT]:
+        ack = self._pending[-1] if self._pending else None
+        if ack is not None and _begins(ack, delivery.id):
             ack.args[s.ACK_NEXT] = delivery.id  # the previous job's ack begins this one
-            self._write_now()
+            if not confirm:
+                self._write_now()
+            elif (began := self._ack_and_begin(ack)) in (-1, 0):
+                status = "cancelled" if began == -1 else NOT_HELD
+                return replace(delivery, record={**delivery.record, "status": status})
         else:
             keys = s.begin_keys(self.driver.keys(delivery.queue), delivery.worker_id)
             begin = _Command("begin", keys, s.begin_args(delivery.id, delivery.worker_id))
@@ -125,6 +135,22 @@ class RedisSession:
             record["status"], record["worker"] = "processing", delivery.worker_id
             record["attempts"] = delivery.attempts + 1
         return Delivery(delivery.id, delivery.queue, delivery.body, record, delivery.worker_id)
+
+    def _ack_and_begin(self, ack: _Command) -> int | None:
+        """Send an acknowledgement that begins the next job and read its reply: 1 if that job
+        began, 0 if this worker does not hold it, -1 if it was cancelled; None if not known
+        (the reply answered an earlier send of it, cut off by a lost connection)."""
+        answer: list[int] = []
+        checks = ack.on_reply
+
+        def on_reply(reply: Any) -> None:
+            answer.append(int(reply[-1]))
+            if checks is not None:
+                checks(reply)
+
+        ack.on_reply = on_reply
+        self._exchange(None)
+        return answer[0] if answer else None
 
     def complete(self, delivery: Delivery, result: str = "") -> None:
         """Acknowledge a completed job, with its result as JSON ('' for none). It leaves with
@@ -186,6 +212,10 @@ class RedisSession:
             k = self.driver.keys(q)
             waits.append((waiter, k.ready, k.wip(worker_id) if worker_id else None))
         wait_any(waits, timeout, wakeup_fd)
+
+    def open(self, queue: str) -> None:
+        with contextlib.suppress(redis.RedisError, OSError):  # the first step retries
+            self._connection(self.driver.keys(queue).ready)
 
     def close(self) -> None:
         for waiter in self._waiters:
@@ -362,7 +392,7 @@ class RedisSession:
                 refresh(client, self._stale)
                 self._stale = None
             node = node_name(client, key)
-            conn = new_connection(node_pool(client, key))
+            conn = new_connection(node_pool(client, key), self._read_size)
             try:
                 conn.connect()
                 self._load_scripts(conn)
@@ -382,10 +412,7 @@ class RedisSession:
         return node_name(client, command.keys[0]) != node_name(client, self._pending[0].keys[0])
 
     def _load_scripts(self, conn: AbstractConnection) -> None:
-        for name in s.OPERATIONS:
-            conn.send_command("SCRIPT", "LOAD", s.source(name))
-        for _ in s.OPERATIONS:
-            conn.read_response()
+        self.driver.scripts.load_missing(conn)
 
     def _drop(self, reason: BaseException | None = None) -> None:
         """Forget the connection; whatever was sent and not answered is sent again. With a
@@ -399,6 +426,15 @@ class RedisSession:
         for command in self._pending:
             if command.sent:
                 command.sent, command.resent = False, True
+
+
+def _begins(ack: _Command, job_id: str) -> bool:
+    """Whether `ack` can begin job `job_id`: it begins no other job and is not written yet, or
+    it already names this one (sent again after a lost connection or a refusal)."""
+    if ack.name != "ack":
+        return False
+    next_id = ack.args[s.ACK_NEXT]
+    return next_id == job_id or (not next_id and not ack.sent)
 
 
 def _warn_if_lost(reply: Any, delivery: Delivery) -> None:

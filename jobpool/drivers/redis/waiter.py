@@ -25,6 +25,7 @@ import redis
 from redis.connection import AbstractConnection
 
 from jobpool.drivers.redis.nodes import (
+    SMALL_REPLIES,
     new_connection,
     node_changed,
     node_client,
@@ -105,7 +106,7 @@ class Waiter:
                 self._stale = None
             self._node_client = node_client(self._client, key)
             self._node = node_name(self._client, key)
-            conn = new_connection(self._node_client.connection_pool)
+            conn = new_connection(self._node_client.connection_pool, SMALL_REPLIES)
             try:
                 conn.connect()
                 conn.send_command("CLIENT", "ID")
