@@ -2,8 +2,9 @@
 
 The loop, top to bottom: wait for a signal, a child's report or the next deadline; handle the
 signals; read reports; reap dead children (requeueing their jobs at once); renew the leases of
-live ones; enforce timeouts and memory limits; start what is missing. Shutdown leaves the loop
-through `Stop`, and every path out ends in `_halt()`.
+live ones; enforce timeouts, memory limits and cancels (enforcer.py); start what is missing
+(forked by the fork server, fork_server.py). Shutdown leaves the loop through `Stop`, and every
+path out ends in `_halt()`.
 """
 
 from __future__ import annotations
@@ -17,23 +18,22 @@ import time
 
 from jobpool import exitcodes
 from jobpool.config import Config, ConfigError, load_config
-from jobpool.config.units import format_size
 from jobpool.drivers.base import Driver, Requeued
 from jobpool.drivers.redis.history import recorder_for
-from jobpool.ids import queue_of
-from jobpool.process import owned_memory, set_title
+from jobpool.process import set_title
 from jobpool.schedules.resolve import templates_for
 from jobpool.schedules.runner import ScheduleRunner
 from jobpool.supervisor.board import Board, Running
 from jobpool.supervisor.cancels import CancelWatch
 from jobpool.supervisor.children import Child, Slot, spawn, spawn_by
 from jobpool.supervisor.dashboard_process import DashboardProcess
+from jobpool.supervisor.enforcer import Enforcer, kill, send
 from jobpool.supervisor.fork_server import ForkServer, ForkServerGone
 from jobpool.supervisor.handback import Handback
 from jobpool.supervisor.metrics import make_metrics
 from jobpool.supervisor.plan import PoolPlan
 from jobpool.supervisor.registry import registry_for, workers_of
-from jobpool.supervisor.restarts import Kill, KillReason, RestartPolicy, describe_exit
+from jobpool.supervisor.restarts import KillReason, RestartPolicy, describe_exit
 from jobpool.supervisor.signals import SignalQueue
 from jobpool.supervisor.systemd import Notifier
 
@@ -41,7 +41,6 @@ log = logging.getLogger("jobpool.supervisor")
 PIPE_GRACE = 1.0  # seconds a child may live on after its report pipe closed, while exiting
 TICK = 1.0  # longest sleep of an idle master; everything periodic runs at most this late
 EXIT_REASON_LOG = {"stopped": logging.INFO, "max_jobs": logging.INFO}
-THREADED_TIMEOUT_MARGIN = 5.0  # see Supervisor._timeout_grace
 RESTARTS_SHOWN = 5  # a slot's last restarts, with their reasons, in the host registry
 
 
@@ -71,11 +70,10 @@ class Supervisor:
         self.signals = SignalQueue()
         self.forks = ForkServer()  # forks the workers: see fork_server.py
         self.handback = Handback(driver)
-        self.cancels = CancelWatch(driver)
+        self.enforcer = Enforcer(CancelWatch(driver))  # timeouts, limits, cancels: kills
         self.slot_restarts: dict[str, list[tuple[float, str]]] = {}  # slot -> (when, why)
         self.spawned = 0
         self.stats = {"restarts": 0, "completed": 0, "failed": 0, "retrying": 0}
-        self._next_memory_check = 0.0
         self.notify = Notifier()
         self._ready_sent = False
         self.metrics = make_metrics(config.metrics.address, driver, self.queue_names)
@@ -117,8 +115,8 @@ class Supervisor:
         self._warn_closed_pipes(now)
         self._retry_pending()
         self._renew_leases(now)
-        self._enforce_limits(now)
-        self._stop_cancelled(now)
+        self.enforcer.enforce(self.config, self.children.values(), now)
+        self.enforcer.stop_cancelled(self.children.values(), now)
         self.schedules.run_due(time.time())
         self.history.flush(now)
         self._beat(now)
@@ -137,20 +135,12 @@ class Supervisor:
         ]
         if self.draining_since is None:
             deadlines.append(self.restarts.next_start(now) or now + TICK)
-        if self._hard_limits():
-            deadlines.append(self._next_memory_check)
         deadlines.append(self.history.next_flush() or now + TICK)
         deadlines.append(self.dashboard.next_deadline() or now + TICK)
         schedule_due = self.schedules.next_due()  # unix time, as ticks are
         if schedule_due is not None:
             deadlines.append(now + schedule_due - time.time())
-        for child in self.children.values():
-            running = child.running
-            for job in running:
-                if job.timeout:
-                    deadlines.append(job.started + job.timeout + self._timeout_grace(child))
-            if running and child.killed is None and not child.threaded:
-                deadlines.append(self.cancels.next_check)
+        deadlines += self.enforcer.deadlines(self.config, self.children.values())
         return max(min(deadlines) - now, 0.0)
 
     # -- signals -------------------------------------------------------------------------------
@@ -368,89 +358,10 @@ class Supervisor:
             now, {q: (ids, self.config.queue(q).lease) for q, ids in by_queue.items()}
         )
 
-    def _enforce_limits(self, now: float) -> None:
-        for child in list(self.children.values()):
-            if child.killed is not None:
-                continue
-            late = self._past_timeout(child, now)
-            if late is not None:
-                self._kill(child, KillReason.TIMEOUT, f"timeout after {late.timeout:g} s")
-            elif child.draining_since is not None:
-                grace = self.config.queue(child.slot.queue).graceful_timeout
-                if now - child.draining_since > grace:
-                    self._kill(
-                        child, KillReason.SHUTDOWN, "shutdown: still busy after graceful_timeout"
-                    )
-        if now >= self._next_memory_check:
-            self._next_memory_check = now + self.config.pool.memory_check_interval
-            for child in list(self.children.values()):
-                self._check_hard_limit(child)
-
-    def _timeout_grace(self, child: Child) -> float:
-        """How long past a job's timeout the master waits before it kills the worker: not at
-        all for a one-job worker; a threaded one stops such a job itself (see
-        worker/threaded.py), so its kill is only a backstop should that worker hang."""
-        if not child.threaded:
-            return 0.0
-        return self.config.queue(child.slot.queue).graceful_timeout + THREADED_TIMEOUT_MARGIN
-
-    def _past_timeout(self, child: Child, now: float) -> Running | None:
-        grace = self._timeout_grace(child)
-        for job in child.running:
-            if job.timeout and now - job.started > job.timeout + grace:
-                return job
-        return None
-
-    def _stop_cancelled(self, now: float) -> None:
-        """Kill the workers whose running job was cancelled (see cancels.py), as for a timeout.
-        The board is read again before each kill: a job that ended meanwhile saves its worker."""
-        running: dict[str, list[str]] = {}
-        watched = [c for c in self.children.values() if c.killed is None and not c.threaded]
-        for child in watched:
-            for busy in child.running:
-                running.setdefault(queue_of(busy.job_id), []).append(busy.job_id)
-        cancelled = self.cancels.cancelled(now, running)
-        for child in watched if cancelled else []:
-            for busy in child.running if child.killed is None else ():
-                if busy.job_id in cancelled:
-                    self._kill(child, KillReason.CANCEL, f"its job {busy.job_id} was cancelled")
-
-    def _hard_limits(self) -> bool:
-        return any(
-            self.config.queue(c.slot.queue).memory_hard_limit for c in self.children.values()
-        )
-
-    def _check_hard_limit(self, child: Child) -> None:
-        limit = self.config.queue(child.slot.queue).memory_hard_limit
-        if not limit or child.killed is not None:
-            return
-        try:
-            used = owned_memory(child.pid)
-        except Exception:  # noqa: BLE001 - it may have just exited; the reaper will see
-            return
-        if used > limit:
-            self._kill(
-                child,
-                KillReason.MEMORY,
-                f"memory: worker used {format_size(used)}, above "
-                f"memory_hard_limit {format_size(limit)}",
-            )
-
-    def _kill(self, child: Child, reason: KillReason, detail: str) -> None:
-        """SIGKILL the worker's process group: the worker and every process its job started
-        (each worker leads its own group), so nothing it began outlives it unsupervised.
-        `detail` is for the log and, if the kill loses a job, for the job's record."""
-        child.killed = Kill(reason, detail)
-        log.warning("killing worker %s (pid %d): %s", child.slot.name, child.pid, detail)
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            _signal(child.pid, signal.SIGKILL)  # not a group leader yet: just forked
-
     def _stop_child(self, child: Child) -> None:
         if child.draining_since is None:
             child.draining_since = time.monotonic()
-            _signal(child.pid, signal.SIGTERM)
+            send(child.pid, signal.SIGTERM)
 
     def _reconcile(self, now: float) -> None:
         wanted = self.plan.wanted()
@@ -488,7 +399,7 @@ class Supervisor:
             self.notify.stopping("stopping at once")
             for child in self.children.values():
                 if child.killed is None:
-                    self._kill(child, KillReason.SHUTDOWN, "shutdown: stopped at once")
+                    kill(child, KillReason.SHUTDOWN, "shutdown: stopped at once")
             for pid in list(self.children):
                 try:
                     _, status = os.waitpid(pid, 0)
@@ -557,8 +468,3 @@ class Supervisor:
             f"jobs {done.get('completed', 0)} completed, {done.get('failed', 0)} failed, "
             f"{done.get('retrying', 0)} retried; {done['restarts']} restarts"
         )
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
