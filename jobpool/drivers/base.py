@@ -172,9 +172,11 @@ class Session(Protocol):
         timeout: float,
         wakeup_fd: int | None = None,
         worker_id: str = "",
-    ) -> None:
+    ) -> list[str]:
         """Block until a queue (or any of several) may have work, `timeout` passes, or
-        `wakeup_fd` is readable."""
+        `wakeup_fd` is readable. Returns the queues that had work come (with `worker_id`, a
+        job of each is already in that worker's list: its next claim of that queue takes it);
+        maybe none, when it cannot tell."""
         ...
 
     def flush(self) -> None: ...

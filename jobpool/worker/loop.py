@@ -78,6 +78,7 @@ class Worker:
         ]
         self.queue = self.queues[0]
         self.order = ClaimOrder(self.queues, weights)
+        self._woken: list[str] = []  # the queues whose job ended the last idle wait
         self.limits: dict[str, Limits] = {}  # each queue's rate_limit and max_running, if any
         for name in self.queues:
             limit = limits.get(name) if isinstance(limits, Mapping) else limits
@@ -228,7 +229,11 @@ class Worker:
         due: list[float] = []
         limited: list[float] = []
         paused = 0
-        for queue in self.order.next():
+        # A queue whose job ended our idle wait first: that job is in this worker's list for
+        # it, out of other workers' reach, until this worker claims from that queue.
+        woken, self._woken = self._woken, []
+        order = self.order.next()
+        for queue in [*woken, *(q for q in order if q not in woken)]:
             fetched = self._claim_from(queue, count)
             if fetched.deliveries:
                 return fetched
@@ -321,7 +326,8 @@ class Worker:
         timeout = IDLE_TICK if next_due is None else min(next_due, IDLE_TICK)
         self.events.idle()
         if timeout > 0:
-            self.session.wait(self.queues, timeout, self._wakeup_fd(), self.worker_id)
+            woken = self.session.wait(self.queues, timeout, self._wakeup_fd(), self.worker_id)
+            self._woken = [q for q in self.order.next() if q in woken]
             self._drain_wakeup()
 
     def _reap(self, queue: str, stale: str) -> None:

@@ -62,3 +62,58 @@ def test_a_paused_queue_is_skipped_and_the_others_still_run(qm, tmp_path):
     Worker(qm, serve=["urgent", "low"]).run(burst=True, install_signals=False, keep_lease=False)
     assert runs(path) == ["low"]
     assert qm.counts("urgent")["ready"] == 1
+
+
+class _BusyOnWaking(Worker):
+    """Urgent work lands between the end of its idle wait and its next claim (pushed here, at
+    that very moment, to make the race certain)."""
+
+    def __init__(self, *args, push, **kw):
+        super().__init__(*args, **kw)
+        self._push = push
+
+    def _idle(self, next_due):
+        super()._idle(next_due)
+        if self._push is not None:
+            self._push()
+            self._push = None
+
+
+def test_a_job_that_ends_an_idle_wait_runs_before_work_pushed_after_it(
+    redis_qm, tmp_path, redis_client
+):
+    # The job that wakes an idle worker is already in that worker's list for its queue, where
+    # no other worker can take it: the worker claims it first, even from a lower queue.
+    path = tmp_path / "order"
+    urgent = lambda: redis_qm.push_many(  # noqa: E731
+        [Record(str(path), "urgent") for _ in range(3)], "urgent"
+    )
+    worker = _BusyOnWaking(redis_qm, serve=["urgent", "low"], push=urgent)
+    thread = threading.Thread(
+        target=worker.run, kwargs={"install_signals": False, "keep_lease": False}, daemon=True
+    )
+    thread.start()
+    try:
+        time.sleep(0.3)  # idle, waiting on both queues
+        redis_qm.push(Record(str(path), "low"), "low")
+        deadline = time.monotonic() + 5
+        while len(runs(path)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert runs(path) == ["low", "urgent", "urgent", "urgent"]
+    finally:
+        worker.stop()
+        thread.join(10)
+
+
+def test_a_wait_names_the_queues_a_job_came_to(redis_qm):
+    session = redis_qm.driver.session()
+    came: list[list[str]] = []
+    waiting = threading.Thread(
+        target=lambda: came.append(session.wait(["urgent", "low"], 5.0, None, "w1")), daemon=True
+    )
+    waiting.start()
+    time.sleep(0.2)
+    redis_qm.push(Record("/dev/null"), "low")
+    waiting.join(5)
+    assert came == [["low"]]
+    assert session.wait(["urgent", "low"], 0.1, None, "w1") == []  # a timeout names none

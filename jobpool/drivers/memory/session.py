@@ -238,14 +238,15 @@ class MemorySession:
         timeout: float,
         wakeup_fd: int | None = None,
         worker_id: str = "",
-    ) -> None:
+    ) -> list[str]:
         """Block until a push or a hand-back, or `timeout`; `wakeup_fd` and `worker_id` are
-        not needed in one process."""
+        not needed in one process. Nothing is moved, so no queue is named."""
         d = self.driver
         queues = [queue] if isinstance(queue, str) else queue
         with d._cond:
             if not any(d._q(q).ready for q in queues):
                 d._cond.wait(timeout)
+        return []
 
     def flush(self) -> None:
         """Nothing is ever in flight."""

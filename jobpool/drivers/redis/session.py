@@ -197,12 +197,12 @@ class RedisSession:
         timeout: float,
         wakeup_fd: int | None = None,
         worker_id: str = "",
-    ) -> None:
+    ) -> list[str]:
         """Block until the queue (or any of several) may have work. With `worker_id`, the job
         that ends the wait is moved into that worker's list at once, so a push wakes one idle
         worker, not all of them; its next fetch claims it (see fetch.lua). Several queues: a
         blocked BLMOVE on each, on a connection each (their slots may be on several Cluster
-        nodes), the first answer ending them all."""
+        nodes), the first answer ending them all. Returns the queues a job came to."""
         self.flush()
         queues = [queue] if isinstance(queue, str) else list(queue)
         while len(self._waiters) < len(queues):
@@ -211,7 +211,7 @@ class RedisSession:
         for q, waiter in zip(queues, self._waiters, strict=False):
             k = self.driver.keys(q)
             waits.append((waiter, k.ready, k.wip(worker_id) if worker_id else None))
-        wait_any(waits, timeout, wakeup_fd)
+        return [queues[i] for i in wait_any(waits, timeout, wakeup_fd)]
 
     def open(self, queue: str) -> None:
         with contextlib.suppress(redis.RedisError, OSError):  # the first step retries

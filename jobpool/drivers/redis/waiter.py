@@ -53,7 +53,7 @@ class Waiter:
 
         Returns True when an element came.
         """
-        return wait_any([(self, key, into)], timeout, wakeup_fd)
+        return bool(wait_any([(self, key, into)], timeout, wakeup_fd))
 
     def _send(self, key: str, timeout: float, into: str | None) -> Any:
         """Send the blocking BLMOVE; returns the socket its answer comes on."""
@@ -130,19 +130,21 @@ class Waiter:
 
 def wait_any(
     waits: Sequence[tuple[Waiter, str, str | None]], timeout: float, wakeup_fd: int | None = None
-) -> bool:
+) -> list[int]:
     """Block on each (waiter, key, into) at once until one of the keys holds an element,
     `timeout` passes, or `wakeup_fd` is readable; then end the other waits. An element that
     reached a worker's list just as its wait was ended stays there: the worker's next claim
-    hands it back first in line (see fetch.lua). True when an element came."""
+    hands it back first in line (see fetch.lua). Returns the indexes of the waits that an
+    element came to (none: the timeout, or the wakeup)."""
     sockets = [waiter._send(key, timeout, into) for waiter, key, into in waits]
     watch: list[Any] = list(sockets) if wakeup_fd is None else [*sockets, wakeup_fd]
     readable, _, _ = select.select(watch, [], [], max(timeout, 0.0))
-    came = False
+    came: list[int] = []
     error: BaseException | None = None
-    for (waiter, _, _), sock in zip(waits, sockets, strict=True):
+    for i, ((waiter, _, _), sock) in enumerate(zip(waits, sockets, strict=True)):
         try:
-            came = waiter._finish(sock in readable) or came
+            if waiter._finish(sock in readable):
+                came.append(i)
         except BaseException as exc:  # noqa: BLE001 - finish every wait, then raise the first
             error = error or exc
     if error is not None:
