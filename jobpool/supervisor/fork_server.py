@@ -50,12 +50,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobpool.supervisor")
 TITLE = "jobpool: fork server"
-REPLY_TIMEOUT = 30.0  # seconds the master waits for a worker's pid before it gives up on us
+# Seconds the master waits for a worker's pid: a fork takes milliseconds, and the master's loop
+# (signals, lease renewals) waits meanwhile. Past it, the master forks workers itself.
+REPLY_TIMEOUT = 3.0
 _PID = struct.Struct("<q")
 _MESSAGE_MAX = 1 << 22  # a request (the config, pickled) is far smaller
-# Signals the fork server ignores: a Ctrl-C, a hangup or a terminal stop meant for the master's
-# process group is the master's to handle (SIGTERM still ends us: systemd sends it to all).
-_IGNORED = (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTTIN, signal.SIGTTOU)
+# Signals the fork server ignores: a Ctrl-C or a hangup to the master's process group, or the
+# SIGTERM that systemd sends every process of the service, are the master's to act on. The fork
+# server leaves when the master closes its socket, or dies (SIGKILL, see _serve).
+_IGNORED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+)
 
 
 class ForkServerGone(Exception):

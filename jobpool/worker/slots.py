@@ -28,7 +28,6 @@ from jobpool.worker.runner import JobRunner, WorkerShutdown
 log = logging.getLogger("jobpool.worker")
 # A job that waited longer than this since its claim has its begin confirmed before it runs.
 CONFIRM_AFTER = 0.1
-_NOTHING = object()  # the local queue is empty
 
 
 class RunningJob:
@@ -192,7 +191,7 @@ class JobSlots:
             while item is not None:
                 delivery, claimed_at = item
                 outcome: Outcome | None = None
-                after: tuple[Delivery, float] | None | object = _NOTHING
+                at_hand, after = False, None  # the next item, if the local queue had one
                 try:
                     if begun is None:
                         # A job that waited in the local queue has its begin confirmed, so
@@ -201,8 +200,8 @@ class JobSlots:
                         begun = runner.begin(delivery, confirm)
                     outcome = runner.run_begun(begun)
                     begun = None
-                    after = self._next_at_hand()
-                    if isinstance(after, tuple):
+                    at_hand, after = self._next_at_hand()
+                    if after is not None:
                         begun = runner.begin(after[0], confirm=True)  # with this job's ack
                     # This job's outcome is recorded before its end is reported: the main
                     # thread then stops naming it held, and a claim hands back what is not.
@@ -216,17 +215,18 @@ class JobSlots:
                 finally:
                     self.running.pop(slot, None)
                     self._ended(delivery.id, outcome)
-                item = self._work.get() if after is _NOTHING else after  # type: ignore[assignment]
+                item = after if at_hand else self._work.get()
         finally:
             with contextlib.suppress(Exception):
                 runner.session.close()
 
-    def _next_at_hand(self) -> tuple[Delivery, float] | None | object:
-        """The next item of the local queue if there is one now (None: stop), else _NOTHING."""
+    def _next_at_hand(self) -> tuple[bool, tuple[Delivery, float] | None]:
+        """(True, the next item of the local queue: a job, or None to stop) if there is one
+        now, else (False, None)."""
         try:
-            return self._work.get_nowait()
+            return True, self._work.get_nowait()
         except queue.Empty:
-            return _NOTHING
+            return False, None
 
     def _ended(self, job_id: str, outcome: Outcome | None) -> None:
         """Tell the main thread a job ended; its pipe is written only while it waits on it,

@@ -112,3 +112,15 @@ def test_workers_forked_after_a_reload_get_the_new_config(master, redis_url, tmp
     wait_until(lambda: runs(path) == ["ran"], 10, 0.05, "a job of the new queue run")
     assert all(psutil.Process(pid).ppid() == m.pid for pid in emails)
     assert "forks workers itself" not in m.log()
+
+
+def test_a_sigterm_to_every_process_of_the_service_is_the_masters_to_act_on(master, redis_url):
+    # systemd stops a service by sending SIGTERM to each of its processes: the fork server
+    # outlives it, so the master does not report it lost while it drains, then it leaves.
+    m = master(toml(redis_url), workers=2)
+    server = fork_server_pid(m)
+    os.kill(server, signal.SIGTERM)
+    m.send(signal.SIGTERM)
+    assert m.wait_exit(15) == 0
+    assert not alive(server)
+    assert "fork server" not in m.log().split("fork server started")[1]
