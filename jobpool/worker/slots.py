@@ -96,6 +96,7 @@ class JobSlots:
         os.set_blocking(self._freed_r, False)
         self._threads: list[threading.Thread] = []
         self._main_waits = False  # the main thread waits on _freed_r: a job's end writes to it
+        self._wake_at = 1  # ... for this many ends
 
     @property
     def free(self) -> int:
@@ -148,12 +149,14 @@ class JobSlots:
         self.busy -= len(ended)
         return ended
 
-    def wait(self, timeout: float, wakeup_fd: int | None) -> None:
-        """Until a slot frees up, a signal arrives, or `timeout` seconds pass."""
+    def wait(self, timeout: float, wakeup_fd: int | None, ends: int = 1) -> None:
+        """Until `ends` jobs ended since the last collect(), a signal arrives, or `timeout`
+        seconds pass."""
         fds = [self._freed_r] if wakeup_fd is None else [self._freed_r, wakeup_fd]
+        self._wake_at = max(1, ends)
         self._main_waits = True  # before the look below: a job that ends after it writes
         try:
-            if self._done.empty():
+            if self._done.qsize() < self._wake_at:
                 select.select(fds, [], [], max(0.0, timeout))
         finally:
             self._main_waits = False
@@ -229,9 +232,10 @@ class JobSlots:
             return False, None
 
     def _ended(self, job_id: str, outcome: Outcome | None) -> None:
-        """Tell the main thread a job ended; its pipe is written only while it waits on it,
-        which saves a system call per job while it is busy claiming."""
+        """Tell the main thread a job ended. Its pipe is written only while it waits for as
+        many ends as have come: a busy worker's main thread wakes once per claim it makes,
+        not once per job."""
         self._done.put((job_id, outcome))
-        if self._main_waits:
+        if self._main_waits and self._done.qsize() >= self._wake_at:
             with contextlib.suppress(OSError):
                 os.write(self._freed_w, b".")

@@ -111,7 +111,7 @@ class ThreadedWorker(Worker):
                     break
                 want = self._claim_size()
                 if not want:
-                    self.slots.wait(self._watch_in(), self._wakeup_fd())
+                    self.slots.wait(self._watch_in(), self._wakeup_fd(), self._ends_to_claim())
                     self._drain_wakeup()
                     continue
                 fetched = self._guarded(functools.partial(self._claim, want), max_jobs)
@@ -148,11 +148,24 @@ class ThreadedWorker(Worker):
         to start at once, while jobs are short up to `prefetch` more than the threads (about
         BATCH_SECONDS of work per claim, as the one-job worker does). A claim is made when a
         thread is free, or when half of that extra supply is used up."""
-        extra = min(self.prefetch, int(BATCH_SECONDS / self._job_seconds))
+        extra = self._extra_supply()
         room = self.slots.count + extra - self.slots.busy
         if self.slots.free > 0 or room >= max(1, extra // 2):
             return max(room, 0)
         return 0
+
+    def _extra_supply(self) -> int:
+        """Jobs to keep claimed beyond the threads: about BATCH_SECONDS of work, at most
+        `prefetch`."""
+        return min(self.prefetch, int(BATCH_SECONDS / self._job_seconds))
+
+    def _ends_to_claim(self) -> int:
+        """How many job ends from now make _claim_size() above 0: the main thread sleeps
+        until then (or its next deadline), instead of waking at every end."""
+        extra = self._extra_supply()
+        room = self.slots.count + extra - self.slots.busy
+        to_free = self.slots.busy - self.slots.count + 1
+        return max(1, min(to_free, max(1, extra // 2) - room))
 
     def _held(self) -> list[str]:
         return list(self._holding)
