@@ -16,11 +16,11 @@ jobs/s per 100 MB USS at least 2x the best peer's, and its jobs/s at least 0.9x 
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
 from benchmarks import report
+from benchmarks.procs import Group
 from benchmarks.runner import Bench
 from benchmarks.targets import TARGETS, IoSetup, Target
 
@@ -46,18 +46,8 @@ def run_one(b: Bench, t: Target, setup: IoSetup, wait_ms: int, n: int, cap: floa
     b.flush()
     out = b.produce(t, "io", n, wait_ms / 1000)
     rec["push_per_s"] = n / out["seconds"]
-    booted = time.monotonic()
-    group = b.start(t, setup.processes, f"G{wait_ms}", threads=setup.threads)
-    try:
-        first, first_at, last, last_at = b.wait_counter(n, timeout=cap + 60, cap=cap)
-        rec["memory"] = group.tree_memory()
-    finally:
-        group.stop()
-    rec["done"] = last
-    rec["complete"] = last >= n
-    if first_at is not None and last > first:
-        rec["boot_s"] = first_at - booted
-        rec["processing_per_s"] = (last - first) / (last_at - first_at)
+    start = lambda: b.start(t, setup.processes, f"G{wait_ms}", threads=setup.threads)  # noqa: E731
+    rec.update(b.time_processing(start, n, cap, Group.tree_memory))
     return rec
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -99,6 +100,25 @@ class Bench:
         argvs = target.workers(workers, env, scheduler, threads)
         log = self.run_dir / "logs" / f"{target.name}.{tag}.log"
         return Group(argvs, target.layout, env, self.run_dir, log)
+
+    def time_processing(
+        self, start: Callable[[], Group], n: int, cap: float, memory: Callable[[Group], object]
+    ) -> dict:
+        """Start the workers (`start()`), time them through `n` jobs (cut off `cap` s after
+        the first), read their `memory()` while they still run, and stop them: the record's
+        done, complete, memory and, once jobs ran, boot_s and processing_per_s."""
+        booted = time.monotonic()
+        group = start()
+        try:
+            first, first_at, last, last_at = self.wait_counter(n, timeout=cap + 60, cap=cap)
+            used = memory(group)
+        finally:
+            group.stop()
+        rec: dict = {"done": last, "complete": last >= n, "memory": used}
+        if first_at is not None and last > first:
+            rec["boot_s"] = first_at - booted
+            rec["processing_per_s"] = (last - first) / (last_at - first_at)
+        return rec
 
     def counter(self) -> int:
         return int(self.r.get(body.COUNTER) or 0)

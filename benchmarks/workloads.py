@@ -15,6 +15,7 @@ import subprocess
 import time
 
 from benchmarks import body
+from benchmarks.procs import Group
 from benchmarks.runner import Bench
 from benchmarks.stats import percentile
 from benchmarks.targets import Target
@@ -30,18 +31,9 @@ def throughput(b: Bench, t: Target, n: int, cap: float, workers: int = 2) -> dic
     b.flush()
     out = b.produce(t, "single", n)
     rec["push_per_s"] = n / out["seconds"]
-    booted = time.monotonic()
-    group = b.start(t, workers, f"A{workers}")
-    try:
-        first, first_at, last, last_at = b.wait_counter(n, timeout=cap + 60, cap=cap)
-        rec["memory_after"] = group.memory()
-    finally:
-        group.stop()
-    rec["done"] = last
-    rec["complete"] = last >= n
-    if first_at is not None and last > first:
-        rec["boot_s"] = first_at - booted
-        rec["processing_per_s"] = (last - first) / (last_at - first_at)
+    timed = b.time_processing(lambda: b.start(t, workers, f"A{workers}"), n, cap, Group.memory)
+    rec["memory_after"] = timed.pop("memory")
+    rec.update(timed)
     return rec
 
 

@@ -13,12 +13,12 @@ holds the modules they share (on sys.path through pyproject's pytest `pythonpath
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 from cluster import Cluster
-from helpers import NO_REDIS7, RedisServer, redis7_server
+from helpers import NO_REDIS7, RedisServer, free_port, redis7_server
 from masters import master  # noqa: F401 - a fixture: `jobpool start` in its own group
 from sentinel import SentinelSet, sentinel_binary
 
@@ -60,6 +60,22 @@ def redis_client(redis_server: RedisServer, redis_url: str) -> Iterator[redis.Re
 
 
 QM_BACKENDS = ("memory", "redis")  # a module may set its own QM_BACKENDS, adding "cluster"
+
+
+@pytest.fixture
+def read_only(redis_client: redis.Redis) -> Iterator[Callable[[bool], None]]:
+    """read_only(True) makes the session's server a replica of a primary that does not exist,
+    as after a failover seen from the old primary; read_only(False) promotes it again."""
+    dead = free_port()
+
+    def switch(on: bool) -> None:
+        if on:
+            redis_client.replicaof("127.0.0.1", dead)
+        else:
+            redis_client.replicaof("NO", "ONE")
+
+    yield switch
+    redis_client.replicaof("NO", "ONE")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

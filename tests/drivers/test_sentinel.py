@@ -17,7 +17,6 @@ from typing import TypeVar
 
 import pytest
 import redis
-from helpers import free_port
 from jobs import Record
 
 from jobpool import QueueManager
@@ -186,21 +185,6 @@ def test_a_session_cut_off_on_the_old_primary_moves_its_ack_to_the_new_one(
     qm.close()
     with redis_sentinel_set.server(old) as stale:
         stale.replicaof("127.0.0.1", new)
-
-
-@pytest.fixture
-def read_only(redis_client: redis.Redis) -> Iterator[Callable[[bool], None]]:
-    """read_only(True) makes the single server a replica of nothing (as a demoted primary)."""
-    dead = free_port()
-
-    def switch(on: bool) -> None:
-        if on:
-            redis_client.replicaof("127.0.0.1", dead)
-        else:
-            redis_client.replicaof("NO", "ONE")
-
-    yield switch
-    redis_client.replicaof("NO", "ONE")
 
 
 def test_readonly_makes_the_worker_session_reconnect(redis_url, redis_client, read_only, tmp_path):

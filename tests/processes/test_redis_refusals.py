@@ -46,22 +46,6 @@ def fill(redis_client: redis.Redis) -> Iterator[Callable[[float], None]]:
     redis_client.config_set("maxmemory", "0")
 
 
-@pytest.fixture
-def read_only(redis_client: redis.Redis) -> Iterator[Callable[[bool], None]]:
-    """read_only(True) makes the server a replica of a primary that does not exist, as after a
-    failover seen from the old primary; read_only(False) promotes it again."""
-    dead = free_port()
-
-    def switch(on: bool) -> None:
-        if on:
-            redis_client.replicaof("127.0.0.1", dead)
-        else:
-            redis_client.replicaof("NO", "ONE")
-
-    yield switch
-    redis_client.replicaof("NO", "ONE")
-
-
 def test_push_on_a_full_redis_raises_an_error_naming_maxmemory(redis_url, fill):
     qm = QueueManager(redis_url)
     fill(-FULL)

@@ -17,12 +17,12 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import redis
+from helpers import wait_until
 
 SERVICE = "mymaster"
 REDIS_SENTINEL = "/usr/bin/redis-sentinel"
@@ -44,17 +44,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class SentinelSet:
@@ -106,7 +95,7 @@ class SentinelSet:
     def wait_healthy(self, timeout: float = 20.0) -> None:
         """Until every sentinel agrees on a primary that accepts writes and has all its
         replicas online, and every sentinel knows every other."""
-        _wait(self._healthy, timeout, "the sentinels to agree on a healthy primary", 0.1)
+        wait_until(self._healthy, timeout, 0.1, "the sentinels to agree on a healthy primary")
 
     # -- failures ----------------------------------------------------------------------------
 
@@ -122,8 +111,10 @@ class SentinelSet:
         at once, while the old one still takes writes that reach no replica (as a primary cut
         off by a partition does, until the sentinels reconfigure it)."""
         old = self.primary_port()
-        _wait(self._start_failover, timeout, "the sentinels to accept SENTINEL FAILOVER")
-        new = _wait(lambda: self._new_primary(old), timeout, "the failover", 0.01)
+        wait_until(
+            self._start_failover, timeout, message="the sentinels to accept SENTINEL FAILOVER"
+        )
+        new = wait_until(lambda: self._new_primary(old), timeout, 0.01, "the failover")
         self.on_new_primary()
         if not demote_old:
             return old, new
@@ -140,7 +131,9 @@ class SentinelSet:
         old = self.primary_port()
         self.procs[old].kill()
         self.procs[old].wait(10)
-        new = _wait(lambda: self._new_primary(old), timeout, "the sentinels to replace it", 0.01)
+        new = wait_until(
+            lambda: self._new_primary(old), timeout, 0.01, "the sentinels to replace it"
+        )
         self.on_new_primary()
         self._spawn_server(old, new)
         self.wait_healthy(timeout)
@@ -168,7 +161,7 @@ class SentinelSet:
         if primary is not None:
             argv += ["--replicaof", "127.0.0.1", str(primary)]
         self.procs[port] = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
-        _wait(lambda: _pings(self.server(port)), 10, f"redis-server on port {port}")
+        wait_until(lambda: _pings(self.server(port)), 10, message=f"redis-server on port {port}")
 
     def _spawn_sentinel(self, port: int, primary: int) -> None:
         binary = sentinel_binary()
@@ -186,7 +179,7 @@ class SentinelSet:
             f"sentinel parallel-syncs {SERVICE} 1\n"
         )
         self.procs[port] = subprocess.Popen([binary, str(conf)], stdin=subprocess.DEVNULL)
-        _wait(lambda: _pings(self.server(port)), 10, f"redis-sentinel on port {port}")
+        wait_until(lambda: _pings(self.server(port)), 10, message=f"redis-sentinel on port {port}")
 
     def _start_failover(self) -> bool:
         """SENTINEL FAILOVER, until a sentinel accepts it: right after a previous failover they

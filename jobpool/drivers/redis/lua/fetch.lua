@@ -43,27 +43,38 @@ local MAX_RUNNING_RECHECK_MS = 100  -- a worker at max_running looks again this 
 local now = now_ms()
 local LIMITED_SCAN = 100  -- most jobs over their class's limit one claim sets aside
 
+-- A limited class's starts (ms) still inside its rate window, oldest first.
+local function recent_starts(field, window)
+  local raw = redis.call('HGET', KEYS[9], field)
+  local kept = {}
+  for _, t in ipairs(raw and cjson.decode(raw) or {}) do
+    if t > now - window then kept[#kept + 1] = t end
+  end
+  return kept
+end
+
+-- The ids of a limited class's jobs still processing, after `first` if given.
+local function still_running(field, first)
+  local raw = redis.call('HGET', KEYS[9], field)
+  local kept = {first}
+  for _, other in ipairs(raw and cjson.decode(raw) or {}) do
+    local ost = load_state(KEYS[3], other)
+    if ost and ost['status'] == 'processing' then kept[#kept + 1] = other end
+  end
+  return kept
+end
+
 -- ms until a job class's limits let one more of its jobs start, or nil if one may now.
 local function class_wait(limit)
   local count, window, most = tonumber(limit[2]), tonumber(limit[3]), tonumber(limit[4])
   local starts, runs = 'starts:' .. limit[1], 'running:' .. limit[1]  -- fields of KEYS[9]
   local wait = nil
   if count > 0 then
-    local raw = redis.call('HGET', KEYS[9], starts)
-    local kept = {}
-    for _, t in ipairs(raw and cjson.decode(raw) or {}) do
-      if t > now - window then kept[#kept + 1] = t end
-    end
+    local kept = recent_starts(starts, window)
     if #kept >= count then wait = math.max(kept[1] + window - now, 1) end
   end
-  if most > 0 then
-    local raw = redis.call('HGET', KEYS[9], runs)
-    local running = 0
-    for _, other in ipairs(raw and cjson.decode(raw) or {}) do
-      local ost = load_state(KEYS[3], other)
-      if ost and ost['status'] == 'processing' then running = running + 1 end
-    end
-    if running >= most then wait = math.max(wait or 0, MAX_RUNNING_RECHECK_MS) end
+  if most > 0 and #still_running(runs) >= most then
+    wait = math.max(wait or 0, MAX_RUNNING_RECHECK_MS)
   end
   return wait
 end
@@ -73,22 +84,12 @@ local function class_started(limit, id)
   local count, window, most = tonumber(limit[2]), tonumber(limit[3]), tonumber(limit[4])
   local starts, runs = 'starts:' .. limit[1], 'running:' .. limit[1]  -- fields of KEYS[9]
   if count > 0 then
-    local raw = redis.call('HGET', KEYS[9], starts)
-    local kept = {}
-    for _, t in ipairs(raw and cjson.decode(raw) or {}) do
-      if t > now - window then kept[#kept + 1] = t end
-    end
+    local kept = recent_starts(starts, window)
     kept[#kept + 1] = now
     redis.call('HSET', KEYS[9], starts, cjson.encode(kept))
   end
   if most > 0 then
-    local raw = redis.call('HGET', KEYS[9], runs)
-    local kept = {id}
-    for _, other in ipairs(raw and cjson.decode(raw) or {}) do
-      local ost = load_state(KEYS[3], other)
-      if ost and ost['status'] == 'processing' then kept[#kept + 1] = other end
-    end
-    redis.call('HSET', KEYS[9], runs, cjson.encode(kept))
+    redis.call('HSET', KEYS[9], runs, cjson.encode(still_running(runs, id)))
   end
 end
 local wid = ARGV[1]
