@@ -160,20 +160,30 @@ class ForkServer:
         except Exception as exc:  # noqa: BLE001 - a config that cannot travel: fork here
             self.lost(f"cannot send the config: {type(exc).__name__}: {exc}")
             raise ForkServerGone(str(exc)) from exc
+        # The worker waits for a byte on `go` before it does anything: a worker whose pid the
+        # master never learns (the fork server died before it answered) reads end of file
+        # instead, and leaves at once rather than run untracked.
+        go_read, go = os.pipe()
         try:
-            socket.send_fds(self._sock, [message], [report_fd, board_fd])
-            reply = self._sock.recv(_PID.size)
-        except OSError as exc:  # a timeout too
-            self.lost(f"{type(exc).__name__}: {exc}")
-            raise ForkServerGone(str(exc)) from exc
-        if len(reply) != _PID.size:
-            self.lost("it closed its end")
-            raise ForkServerGone("no reply")
-        self._config = config
-        (pid,) = _PID.unpack(reply)
-        if pid <= 0:
-            raise ForkServerGone("it could not fork")  # logged there; it lives on
-        return int(pid)
+            try:
+                socket.send_fds(self._sock, [message], [report_fd, board_fd, go_read])
+                reply = self._sock.recv(_PID.size)
+            except OSError as exc:  # a timeout too
+                self.lost(f"{type(exc).__name__}: {exc}")
+                raise ForkServerGone(str(exc)) from exc
+            finally:
+                os.close(go_read)
+            if len(reply) != _PID.size:
+                self.lost("it closed its end")
+                raise ForkServerGone("no reply")
+            self._config = config
+            (pid,) = _PID.unpack(reply)
+            if pid <= 0:
+                raise ForkServerGone("it could not fork")  # logged there; it lives on
+            os.write(go, b"!")
+            return int(pid)
+        finally:
+            os.close(go)
 
     def lost(self, why: str) -> None:
         """Stop using the fork server (dead or not answering): kill it if it is there (the
@@ -238,7 +248,7 @@ def _serve(
         set_title(TITLE)
         while os.getppid() == settings.master_pid:
             try:
-                message, fds, _, _ = socket.recv_fds(sock, _MESSAGE_MAX, 2)
+                message, fds, _, _ = socket.recv_fds(sock, _MESSAGE_MAX, 3)
             except InterruptedError:
                 continue
             if not message:
@@ -265,7 +275,7 @@ def _fork_worker(
     request: WorkerRequest, settings: _Settings, fds: list[int], sock: socket.socket
 ) -> int:  # pragma: no cover
     """Fork a process that forks the worker and exits: the worker's pid, or -1."""
-    report_fd, board_fd = fds
+    report_fd, board_fd, go = fds
     read_pid, write_pid = os.pipe()
     gc.freeze()
     # Signals held across the forks, as when the master forks a worker: the worker unblocks
@@ -279,7 +289,7 @@ def _fork_worker(
                 pid = os.fork()
                 if pid == 0:
                     os.close(write_pid)
-                    _worker(request, settings, report_fd, board_fd, sock)
+                    _worker(request, settings, report_fd, board_fd, go, sock)
                 with contextlib.suppress(OSError):  # both sides set it, as in spawn()
                     os.setpgid(pid, pid)
                 os.write(write_pid, _PID.pack(pid))
@@ -301,9 +311,13 @@ def _worker(
     settings: _Settings,
     report_fd: int,
     board_fd: int,
+    go: int,
     sock: socket.socket,
 ) -> NoReturn:  # pragma: no cover
     lead_own_group()
+    if os.read(go, 1) != b"!":  # the master never learned our pid (see ForkServer.spawn)
+        os._exit(0)
+    os.close(go)
     board = Board(request.slots, board_fd)
     os.close(board_fd)
     _await_adoption(settings.master_pid)

@@ -10,6 +10,7 @@ import pytest
 from helpers import blocked_in, wait_until
 from jobs import Record
 
+from jobpool.drivers.base import NOT_HELD
 from jobpool.drivers.redis import scripts as s
 
 
@@ -146,3 +147,24 @@ def test_a_session_reconnects_as_often_as_it_must(redis_qm):
         session.close()  # as a dropped connection does
     for _ in range(150):
         assert redis_qm.pop(timeout=0) is None  # qm.pop() takes a session of its own each time
+
+
+def test_a_begin_retried_after_a_lost_connection_asks_redis_whether_the_job_is_still_ours(
+    redis_qm, tmp_path, redis_client
+):
+    # The ack of the first job carries the begin of the second, and the connection is lost
+    # under it. Meanwhile the second job left this worker (its lease lapsed, say). The retried
+    # begin must not take the resent ack's unread reply for a yes: it asks Redis itself.
+    ids, session, deliveries = _claim(redis_qm, tmp_path, 2)
+    first, second = deliveries
+    session.complete(first)
+    session.flush()  # connected
+    session.complete(first)  # its ack again, held back: the next begin rides on it
+    redis_client.client_kill_filter(_type="normal", skipme=True)
+    with pytest.raises(Exception):  # noqa: B017 - the write meets the dead connection
+        session.begin(second, confirm=True)
+    redis_client.lrem(redis_qm.driver.keys("default").wip("w1"), 0, second.id)
+    retried = session.begin(second, confirm=True)
+    assert retried.record["status"] == NOT_HELD
+    session.flush()
+    assert redis_qm.get_job_status(ids[0])["status"] == "completed"

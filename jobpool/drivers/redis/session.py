@@ -110,36 +110,26 @@ class RedisSession:
         # whose outcome would be lost with the old primary.
         confirm = confirm or self._durable
         ack = self._pending[-1] if self._pending else None
-        if ack is not None and _begins(ack, delivery.id):
+        if ack is not None and ack.name == "ack" and ack.args[s.ACK_NEXT] == delivery.id:
+            # A retry: whether the first send of that ack began this job is not known (a lost
+            # connection, a failover). Sent again it only acknowledges; a begin of its own says.
+            ack.args[s.ACK_NEXT] = ""
+        elif ack is not None and _begins(ack):
             ack.args[s.ACK_NEXT] = delivery.id  # the previous job's ack begins this one
             if not confirm:
                 self._write_now()
-            elif (began := self._ack_and_begin(ack)) in (-1, 0):
-                status = "cancelled" if began == -1 else NOT_HELD
-                return replace(delivery, record={**delivery.record, "status": status})
-        else:
-            keys = s.begin_keys(self.driver.keys(delivery.queue), delivery.worker_id)
-            begin = _Command("begin", keys, s.begin_args(delivery.id, delivery.worker_id))
-            if not confirm:
-                self._send(begin, now=True)
-            else:
-                began = self._exchange(begin)
-                if began in (-1, 0):  # cancelled meanwhile; or not ours (after a failover)
-                    status = "cancelled" if began == -1 else NOT_HELD
-                    return replace(delivery, record={**delivery.record, "status": status})
-        # Written now: the record says processing (or the hook started) while it runs.
-        record = dict(delivery.record)
-        if delivery.hook:
-            record["hook"] = HOOK_STARTED
-        else:
-            record["status"], record["worker"] = "processing", delivery.worker_id
-            record["attempts"] = delivery.attempts + 1
-        return Delivery(delivery.id, delivery.queue, delivery.body, record, delivery.worker_id)
+                return _running(delivery)
+            return _began(delivery, self._ack_and_begin(ack))
+        keys = s.begin_keys(self.driver.keys(delivery.queue), delivery.worker_id)
+        begin = _Command("begin", keys, s.begin_args(delivery.id, delivery.worker_id))
+        if not confirm:
+            self._send(begin, now=True)
+            return _running(delivery)
+        return _began(delivery, self._exchange(begin))
 
-    def _ack_and_begin(self, ack: _Command) -> int | None:
+    def _ack_and_begin(self, ack: _Command) -> int:
         """Send an acknowledgement that begins the next job and read its reply: 1 if that job
-        began, 0 if this worker does not hold it, -1 if it was cancelled; None if not known
-        (the reply answered an earlier send of it, cut off by a lost connection)."""
+        began, 0 if this worker does not hold it, -1 if it was cancelled."""
         answer: list[int] = []
         checks = ack.on_reply
 
@@ -150,7 +140,8 @@ class RedisSession:
 
         ack.on_reply = on_reply
         self._exchange(None)
-        return answer[0] if answer else None
+        # Not answered (a reply to a resend is not read): not known to be ours, so not run.
+        return answer[0] if answer else 0
 
     def complete(self, delivery: Delivery, result: str = "") -> None:
         """Acknowledge a completed job, with its result as JSON ('' for none). It leaves with
@@ -428,13 +419,31 @@ class RedisSession:
                 command.sent, command.resent = False, True
 
 
-def _begins(ack: _Command, job_id: str) -> bool:
-    """Whether `ack` can begin job `job_id`: it begins no other job and is not written yet, or
-    it already names this one (sent again after a lost connection or a refusal)."""
-    if ack.name != "ack":
-        return False
-    next_id = ack.args[s.ACK_NEXT]
-    return next_id == job_id or (not next_id and not ack.sent)
+def _begins(ack: _Command) -> bool:
+    """Whether `ack` can also begin the next job: it begins none yet, and was never written
+    (a resend's effect on its first send is not known)."""
+    return ack.name == "ack" and not ack.args[s.ACK_NEXT] and not ack.sent and not ack.resent
+
+
+def _began(delivery: Delivery, began: int) -> Delivery:
+    """`delivery` as a confirmed begin left it: running (1), or marked cancelled (-1) or no
+    longer this worker's (0: after a failover, or its lease lapsed)."""
+    if began in (-1, 0):
+        status = "cancelled" if began == -1 else NOT_HELD
+        return replace(delivery, record={**delivery.record, "status": status})
+    return _running(delivery)
+
+
+def _running(delivery: Delivery) -> Delivery:
+    """`delivery` as it runs: the record says processing (or, for a failed() hook, the hook
+    started), its attempt counted."""
+    record = dict(delivery.record)
+    if delivery.hook:
+        record["hook"] = HOOK_STARTED
+    else:
+        record["status"], record["worker"] = "processing", delivery.worker_id
+        record["attempts"] = delivery.attempts + 1
+    return Delivery(delivery.id, delivery.queue, delivery.body, record, delivery.worker_id)
 
 
 def _warn_if_lost(reply: Any, delivery: Delivery) -> None:
