@@ -61,7 +61,9 @@ class Enforcer:
         watched = [c for c in children if c.killed is None and not c.threaded]
         for child in watched:
             for busy in child.running:
-                running.setdefault(queue_of(busy.job_id), []).append(busy.job_id)
+                queue = _queue_or_none(busy.job_id)
+                if queue is not None:
+                    running.setdefault(queue, []).append(busy.job_id)
         cancelled = self.cancels.cancelled(now, running)
         for child in watched if cancelled else []:
             for busy in child.running if child.killed is None else ():
@@ -106,6 +108,16 @@ class Enforcer:
                 f"memory: worker used {format_size(used)}, above "
                 f"memory_hard_limit {format_size(limit)}",
             )
+
+
+def _queue_or_none(job_id: str) -> str | None:
+    """The queue of a job id read from a worker's board, or None for what is no job id: an
+    entry read in the middle of its write (the board's reader gives up waiting in the end),
+    which must not stop the master."""
+    try:
+        return queue_of(job_id)
+    except ValueError:
+        return None
 
 
 def _timeout_grace(config: Config, child: Child) -> float:
