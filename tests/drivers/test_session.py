@@ -11,7 +11,6 @@ from helpers import blocked_in, wait_until
 from jobs import Record
 
 from jobpool.drivers.base import NOT_HELD
-from jobpool.drivers.redis import scripts as s
 
 
 def _claim(qm, tmp_path, n):
@@ -52,26 +51,6 @@ def test_a_script_flush_between_writes_is_recovered(redis_qm, tmp_path, redis_cl
     assert [redis_qm.get_job_status(i)["status"] for i in ids] == ["completed"] * 2
     redis_client.script_flush()
     assert session.fetch("default", "w1").deliveries == []  # a claim after a flush works too
-
-
-def _script_loads(client) -> int:
-    stats = client.info("commandstats")
-    return int(stats.get("cmdstat_script|load", {}).get("calls", 0))
-
-
-def test_a_new_connection_loads_only_the_scripts_its_server_lacks(redis_qm, redis_client):
-    # A worker with 32 job threads opens 32 connections as it starts: each asks which scripts
-    # the server knows (one SCRIPT EXISTS) instead of sending every script's text again.
-    redis_qm.driver.session().open("default")  # the server knows them all now
-    before = _script_loads(redis_client)
-    for _ in range(5):
-        redis_qm.driver.session(small_replies=True).open("default")
-    assert _script_loads(redis_client) == before
-    redis_client.script_flush()
-    session = redis_qm.driver.session()
-    session.open("default")
-    assert _script_loads(redis_client) == before + len(s.OPERATIONS)
-    assert all(redis_client.script_exists(*[redis_qm.driver.scripts.sha(n) for n in s.OPERATIONS]))
 
 
 def _woken_by(qm, server, worker_ids, act):

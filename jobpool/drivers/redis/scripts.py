@@ -17,7 +17,6 @@ from importlib import resources
 from typing import Any
 
 import redis
-from redis.connection import AbstractConnection
 
 from jobpool.drivers.redis.keys import QueueKeys
 from jobpool.drivers.redis.nodes import REDIRECTS, node_client, refresh
@@ -125,20 +124,6 @@ class Scripts:
 
     def sha(self, name: str) -> str:
         return self._by_name[name].sha
-
-    def load_missing(self, conn: AbstractConnection) -> None:
-        """Load on a fresh connection's server the scripts it does not know: one SCRIPT EXISTS,
-        then a SCRIPT LOAD each for the missing (all of them after a restart or a failover).
-        A worker with 32 job threads opens 32 such connections at once as it starts; sending
-        every script's text on each would delay their first jobs."""
-        shas = [self._by_name[name].sha for name in OPERATIONS]
-        conn.send_command("SCRIPT", "EXISTS", *shas)
-        known = conn.read_response()
-        missing = [name for name, there in zip(OPERATIONS, known, strict=True) if not there]
-        for name in missing:
-            conn.send_command("SCRIPT", "LOAD", self._by_name[name].script)
-        for _ in missing:
-            conn.read_response()
 
 
 def enqueue_keys(k: QueueKeys, unique_key: str | None = None) -> list[str]:

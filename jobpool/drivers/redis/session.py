@@ -403,7 +403,12 @@ class RedisSession:
         return node_name(client, command.keys[0]) != node_name(client, self._pending[0].keys[0])
 
     def _load_scripts(self, conn: AbstractConnection) -> None:
-        self.driver.scripts.load_missing(conn)
+        # Every script's text on each new connection: a SCRIPT EXISTS first, to send only the
+        # missing ones, made workers slow to come back after a primary was killed (Sentinel).
+        for name in s.OPERATIONS:
+            conn.send_command("SCRIPT", "LOAD", s.source(name))
+        for _ in s.OPERATIONS:
+            conn.read_response()
 
     def _drop(self, reason: BaseException | None = None) -> None:
         """Forget the connection; whatever was sent and not answered is sent again. With a
