@@ -25,8 +25,10 @@ redis-sentinel), jobpool reaches it through the sentinels with `wait_replicas = 
 faults are two `SENTINEL FAILOVER`s and one SIGKILL of the primary (besides the worker kills;
 no master kill, no restart in place). A job run twice is then also explained when its earlier
 run ended near a failover (its outcome was not yet replicated); those are counted per failover,
-and the time workers took to reach the new primary (reconnect) is measured from the pool's own
-log: the last "redis unreachable" or refusal line after each failover.
+and the time workers took to reach the new primary (reconnect) is measured until a job run is
+recorded on it. The sentinels may also fail over on their own (a sentinel that judges a primary
+down): such failovers are read from their logs, reported, and explain a job run twice the same
+way.
 
 The run passes with nothing lost, stuck, still queued, failed unexpectedly or run twice without a
 kill or a failover to explain it. `scripts/chaos --help` lists the knobs; tests/processes/
@@ -46,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -191,14 +194,29 @@ class SentinelRedis:
         return served[0] - began
 
     def first_run_after(self, began: float, limit: float = 30.0) -> float:
-        """Seconds from `began` until a job run is recorded on the new primary: the workers
-        (and the jobs' own client) reached it."""
+        """Seconds from `began` until a job run is recorded on the primary: the workers (and
+        the jobs' own client) reached it. The primary is asked for anew as the runs are
+        counted: the sentinels may replace it again on their own (see unplanned())."""
         with self.set.primary() as primary:
             before = int(primary.hlen(RUNS))
-            deadline = time.monotonic() + limit
-            while int(primary.hlen(RUNS)) <= before and time.monotonic() < deadline:
-                time.sleep(0.005)
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError), self.set.primary() as primary:
+                if int(primary.hlen(RUNS)) > before:
+                    break
+            time.sleep(0.005)
         return time.monotonic() - began
+
+    def unplanned(self, planned: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        """The sentinels' own failovers (new primary named, old one demoted), in Unix time:
+        the switches of primary that none of the `planned` (began, served) failovers made.
+        Each of those made one: the first switch from its start until it served."""
+        left = self.set.switches()
+        for began, served in planned:
+            mine = [s for s in left if began - 0.5 <= s[0] <= served + 1]
+            if mine:
+                left.remove(mine[0])
+        return left
 
 
 class Master:
@@ -313,6 +331,7 @@ class Result:
     failover_seconds: list[float] = field(default_factory=list)  # until the new primary served
     reconnect_seconds: list[float] = field(default_factory=list)  # until workers wrote again
     by_failover: int = 0  # run twice: the earlier run ended just before a failover
+    unplanned_failovers: int = 0  # made by the sentinels on their own (see SentinelSet.switches)
     unconfirmed_pushes: int = 0  # pushes that raised ReplicationError (stored on the primary)
     worker_replacements: int = 0  # workers that exited for another reason than our kills
     seconds: float = 0.0
@@ -338,8 +357,9 @@ class Result:
             faults = (
                 f"{self.worker_kills} workers SIGKILLed; failovers: {', '.join(self.failovers)} "
                 f"(new primary serving after {_seconds(self.failover_seconds)}; workers "
-                f"writing to it again after {_seconds(self.reconnect_seconds)}); workers "
-                f"replaced for other reasons: {self.worker_replacements}"
+                f"writing to it again after {_seconds(self.reconnect_seconds)}); the sentinels' "
+                f"own failovers: {self.unplanned_failovers}; workers replaced for other "
+                f"reasons: {self.worker_replacements}"
             )
         else:
             faults = (
@@ -418,6 +438,7 @@ class ChaosRun:
             SentinelRedis(workdir) if plan.sentinel else AofRedis(workdir)
         )
         self.failover_times: list[tuple[float, float]] = []  # (began, new primary serving)
+        self.measuring: list[threading.Thread] = []  # each failover's reconnect time
         self.config = workdir / "jobpool.toml"
         self.log_path = workdir / "master.log"
         self.killed: set[int] = set()
@@ -435,9 +456,13 @@ class ChaosRun:
             self.qm = QueueManager(self.redis.url, prefix=PREFIX)
             self._start_master()
             self._chaos()
+            for thread in self.measuring:
+                thread.join()
             self._wait_finished()
             assert self.master is not None
             self.master.drain(30)
+            if isinstance(self.redis, SentinelRedis):
+                self._count_unplanned_failovers(self.redis)
             self._account()
         finally:
             if self.master is not None and self.master.proc.poll() is None:
@@ -445,6 +470,14 @@ class ChaosRun:
             self.redis.kill()
         self.result.seconds = time.monotonic() - started
         return self.result
+
+    def _count_unplanned_failovers(self, sentinels: SentinelRedis) -> None:
+        """Count the failovers the sentinels made on their own, and let them explain a job
+        run twice as ours do: from when the primary went quiet (down-after-milliseconds and
+        an election, about two seconds before the switch) until the old one was demoted."""
+        unplanned = sentinels.unplanned(self.failover_times)
+        self.result.unplanned_failovers = len(unplanned)
+        self.failover_times += [(named - 2.0, demoted) for named, demoted in unplanned]
 
     def _start_master(self) -> None:
         self.master = Master(self.config, self.log_path)
@@ -585,12 +618,20 @@ class ChaosRun:
         self.failover_times.append((wall, wall + served))
         self.result.failovers.append("SIGKILL of the primary" if kill else "SENTINEL FAILOVER")
         self.result.failover_seconds.append(served)
-        reconnect = self.redis.first_run_after(began)
-        self.result.reconnect_seconds.append(reconnect)
-        self.out(
-            f"  {self.result.failovers[-1]}: new primary serving after {served:.2f} s, "
-            f"jobs running on it again after {reconnect:.2f} s"
-        )
+        # Measured aside, while jobs are pushed on: with none left to run, none would show.
+        index, what = len(self.result.reconnect_seconds), self.result.failovers[-1]
+        self.result.reconnect_seconds.append(float("nan"))
+
+        def measure() -> None:
+            reconnect = self.redis.first_run_after(began)
+            self.result.reconnect_seconds[index] = reconnect
+            self.out(
+                f"  {what}: new primary serving after {served:.2f} s, "
+                f"jobs running on it again after {reconnect:.2f} s"
+            )
+
+        self.measuring.append(threading.Thread(target=measure, daemon=True))
+        self.measuring[-1].start()
         return True
 
     def _kill_primary(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,6 +18,7 @@ from typing import TypeVar
 
 import pytest
 import redis
+from helpers import wait_until
 from jobs import Record
 
 from jobpool import QueueManager
@@ -185,6 +187,66 @@ def test_a_session_cut_off_on_the_old_primary_moves_its_ack_to_the_new_one(
     qm.close()
     with redis_sentinel_set.server(old) as stale:
         stale.replicaof("127.0.0.1", new)
+
+
+def demoted_under_a_wait(step: Callable[[], object], client: redis.Redis, demote) -> object:
+    """What `step()` raised (or returned) when the server was demoted to a replica while the
+    step's WAIT for replicas was blocked (the server has none, so WAIT waits its timeout)."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(step())
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test checks
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_until(lambda: any(c["cmd"] == "wait" for c in client.client_list()), 5)
+    demote(True)
+    thread.join(10)
+    return outcome[0]
+
+
+def test_a_wait_cut_short_by_a_demotion_is_a_lost_connection_and_the_write_is_sent_again(
+    redis_url, redis_client, read_only, caplog
+):
+    """Redis answers UNBLOCKED to every client blocked in a WAIT as it demotes a primary (a
+    failover), and closes their connections: the write that WAIT was confirming may be lost
+    with the demoted server. A durable session takes it as a lost connection (reconnect at
+    once and send again), not as a refusal to pause on and report as unexpected."""
+    job_id = QueueManager(redis_url).push(Record("/nonexistent"))
+    qm = QueueManager(RedisConfig(url=redis_url, wait_replicas=1, wait_timeout=2.0))
+    session = qm.driver.session()
+    with caplog.at_level(logging.WARNING, "jobpool"):
+        fetch = lambda: session.fetch("default", "w1")  # noqa: E731
+        claim = demoted_under_a_wait(fetch, redis_client, read_only)
+        assert isinstance(claim, redis.ConnectionError), claim
+        assert "demoted under a WAIT" in str(claim)
+        read_only(False)
+        delivery = session.fetch("default", "w1").deliveries[0]  # the claim, made anew
+        assert delivery.id == job_id
+        session.complete(delivery, "")
+        ack = demoted_under_a_wait(session.flush, redis_client, read_only)
+        assert isinstance(ack, redis.ConnectionError), ack
+        read_only(False)
+        session.flush()  # the ack, sent again
+    assert qm.get_job_status(job_id)["status"] == "completed"
+    assert "please report it" not in caplog.text
+    session.close()
+    qm.close()
+
+
+def test_a_push_whose_wait_a_demotion_cut_short_may_or_may_not_be_stored(
+    redis_url, redis_client, read_only
+):
+    """As for a WAIT that timed out: the push reached the old primary, which may lose it."""
+    qm = QueueManager(RedisConfig(url=redis_url, wait_replicas=1, wait_timeout=2.0))
+    pushed = demoted_under_a_wait(lambda: qm.push(Record("/nonexistent")), redis_client, read_only)
+    assert isinstance(pushed, ReplicationError), pushed
+    assert "may or may not be stored" in str(pushed)
+    read_only(False)
+    qm.close()
 
 
 def test_readonly_makes_the_worker_session_reconnect(redis_url, redis_client, read_only, tmp_path):

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,10 @@ from helpers import wait_until
 
 SERVICE = "mymaster"
 REDIS_SENTINEL = "/usr/bin/redis-sentinel"
-DOWN_AFTER_MS = 1000  # how long a silent primary is tolerated before the sentinels act
+# How long a silent primary is tolerated before the sentinels act. Not 1000: a sentinel pings
+# every second at most, and after naming a new primary it may first reach it a second later,
+# so with 1000 it sometimes judged a healthy new primary down and failed over once more.
+DOWN_AFTER_MS = 2000
 
 
 def sentinel_binary() -> str | None:
@@ -139,6 +144,31 @@ class SentinelSet:
         self.wait_healthy(timeout)
         return old, new
 
+    def switches(self) -> list[tuple[float, float]]:
+        """Every change of primary the sentinels made, read from their logs, each once:
+        (when the new primary was named, when the old one was made its replica, or the same
+        time if never). A chaos run tells the failovers it caused from the ones the sentinels
+        made on their own (see DOWN_AFTER_MS), which it must count too. The old primary takes
+        writes until it is made a replica, and no replica receives them."""
+        named: list[tuple[float, int, int]] = []  # (when, old port, new port)
+        demoted: list[tuple[float, int]] = []
+        for port in self.sentinel_ports:
+            with contextlib.suppress(OSError):
+                for line in (self.workdir / f"sentinel-{port}.log").read_text().splitlines():
+                    if m := _SWITCH.search(line):
+                        named.append((_log_time(m["at"]), int(m["old"]), int(m["new"])))
+                    elif m := _DEMOTED.search(line):
+                        demoted.append((_log_time(m["at"]), int(m["port"])))
+        switches: list[tuple[float, float]] = []
+        last: tuple[float, int, int] | None = None
+        for when, old, new in sorted(named):
+            if last is not None and (old, new) == last[1:] and when - last[0] < 5:
+                continue  # the same switch, logged by another sentinel
+            last = (when, old, new)
+            later = [t for t, p in demoted if p == old and when <= t <= when + 15]
+            switches.append((when, min(later, default=when)))
+        return switches
+
     # -- clients -----------------------------------------------------------------------------
 
     def server(self, port: int, **kwargs: Any) -> redis.Redis:
@@ -231,6 +261,16 @@ class SentinelSet:
             )
         except (redis.RedisError, KeyError, TypeError):
             return False
+
+
+_AT = r"(?P<at>\d\d \w{3} \d{4} [\d:.]+)"  # a Redis log line's time: 01 Dec 2026 16:18:43.142
+_SWITCH = re.compile(_AT + r" # \+switch-master \S+ \S+ (?P<old>\d+) \S+ (?P<new>\d+)")
+_DEMOTED = re.compile(_AT + r" \* \+convert-to-slave \S+ \S+ \S+ (?P<port>\d+) @")
+
+
+def _log_time(text: str) -> float:
+    """A Redis log line's local time as a Unix time."""
+    return datetime.strptime(text, "%d %b %Y %H:%M:%S.%f").timestamp()
 
 
 def _pings(client: redis.Redis) -> bool:

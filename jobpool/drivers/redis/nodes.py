@@ -20,6 +20,8 @@ import redis
 from redis.cluster import RedisCluster
 from redis.connection import AbstractConnection, ConnectionPool
 
+from jobpool.drivers.redis.replies import is_cut_short
+
 log = logging.getLogger("jobpool.redis")
 
 # Replies that say the connection's node no longer serves the slot, or not yet.
@@ -37,7 +39,7 @@ def node_changed(exc: BaseException) -> bool:
     short as its node was demoted)."""
     if isinstance(exc, (*REDIRECTS, redis.exceptions.ReadOnlyError)):
         return True
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith("UNBLOCKED")
+    return is_cut_short(exc)
 
 
 def is_cluster(client: Any) -> bool:

@@ -23,7 +23,7 @@ REPEAT_EVERY = 60.0  # seconds between reminders that a kind of refusal goes on
 # searched too, not only redis-py's exception class.
 _CODES = re.compile(
     r"(?<![A-Z])-?(OOM|READONLY|MOVED|ASK|CLUSTERDOWN|CROSSSLOT|NOPERM|LOADING|MASTERDOWN|"
-    r"TRYAGAIN|BUSY|NOREPLICAS|MISCONF|NOAUTH|WRONGPASS)(?![A-Z])"
+    r"TRYAGAIN|BUSY|NOREPLICAS|MISCONF|NOAUTH|WRONGPASS|UNBLOCKED)(?![A-Z])"
 )
 _CLASSES: tuple[tuple[type[Exception], str], ...] = (
     (redis.exceptions.OutOfMemoryError, "OOM"),
@@ -70,6 +70,10 @@ MEANING = {
     ),
     "NOAUTH": "Redis wants a password: set [redis] password or REDIS_PASSWORD",
     "WRONGPASS": "Redis refused the credentials: check [redis] username and password",
+    "UNBLOCKED": (
+        "Redis cut a blocking command short: the server was demoted to a replica (a "
+        "failover), or an operator ran CLIENT UNBLOCK ... ERROR; reconnecting"
+    ),
 }
 UNKNOWN = "an unexpected error reply; jobpool keeps retrying, please report it"
 
@@ -94,6 +98,14 @@ def is_demoted(exc: BaseException) -> bool:
     address's DNS). Inside a script Redis wraps the code ("Error running script ...
     -READONLY ..."), which redis-py does not recognise as its ReadOnlyError."""
     return isinstance(exc, redis.ResponseError) and reply_kind(exc) == "READONLY"
+
+
+def is_cut_short(exc: BaseException) -> bool:
+    """True for UNBLOCKED: a blocking command (a BLMOVE, a WAIT for replicas) ended by the
+    server, which Redis does to every blocked client as a primary is demoted to a replica,
+    and then closes the connection. A write that WAIT was confirming may be lost with the
+    demoted server, so the answer is the same as to a lost connection: reconnect, send again."""
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith("UNBLOCKED")
 
 
 def primary_moved(client: object, conn: object) -> bool:

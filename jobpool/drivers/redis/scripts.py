@@ -20,7 +20,7 @@ import redis
 
 from jobpool.drivers.redis.keys import QueueKeys
 from jobpool.drivers.redis.nodes import REDIRECTS, node_client, refresh
-from jobpool.drivers.redis.replies import is_demoted
+from jobpool.drivers.redis.replies import is_cut_short, is_demoted
 from jobpool.limits import Limits
 
 WAKE = "~wake"  # the token lua/includes/common.lua pushes to wake idle workers; never a job id
@@ -113,6 +113,9 @@ class Scripts:
             if isinstance(reply, REDIRECTS) and attempt < 2:  # the slot moved (a failover)
                 refresh(self._client, reply)
                 continue
+            if is_cut_short(confirmed):  # demoted under the WAIT: the write may be lost
+                confirmed = 0
+                self._forget_connections()
             if is_demoted(reply) or is_demoted(confirmed):
                 self._forget_connections()
             if isinstance(reply, Exception):

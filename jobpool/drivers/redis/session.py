@@ -39,7 +39,13 @@ from jobpool.drivers.redis.nodes import (
     refresh,
 )
 from jobpool.drivers.redis.parse import RETRY_CODES, ms, parse_fetch
-from jobpool.drivers.redis.replies import ReplyLog, Shortfalls, is_demoted, primary_moved
+from jobpool.drivers.redis.replies import (
+    ReplyLog,
+    Shortfalls,
+    is_cut_short,
+    is_demoted,
+    primary_moved,
+)
 from jobpool.drivers.redis.waiter import Waiter, wait_any
 
 if TYPE_CHECKING:
@@ -283,16 +289,36 @@ class RedisSession:
         and what it was told is lost with it. Then drop the connection, keep the unreplicated
         writes to send again to the new primary, and raise ConnectionError, so the caller
         retries there (a claim is made anew; a begin tells whether the job is still ours)."""
-        unreplicated, self._unreplicated = self._unreplicated, []
-        if not unreplicated or not primary_moved(self.driver.client, conn):
+        if not self._unreplicated or not primary_moved(self.driver.client, conn):
+            self._unreplicated = []
             return
-        for command in unreplicated:
-            command.sent, command.resent = False, True
-        self._pending[:0] = [c for c in unreplicated if c not in self._pending]
+        self._resend_unreplicated()
         self._drop()
         raise redis.ConnectionError(
             "the server is no longer the primary (a failover): reconnecting to the new one"
         )
+
+    def _resend_unreplicated(self) -> None:
+        """Put the answered writes no replica confirmed back in front, to send again."""
+        unreplicated, self._unreplicated = self._unreplicated, []
+        for command in unreplicated:
+            command.sent, command.resent = False, True
+        self._pending[:0] = [c for c in unreplicated if c not in self._pending]
+
+    def _read_wait(self, conn: AbstractConnection) -> int:
+        """How many replicas a WAIT says confirmed the write before it. UNBLOCKED: the server
+        was demoted to a replica under the WAIT (a failover) and closes the connection; that
+        write, and any other no replica confirmed, may be lost with it. So it is a lost
+        connection, not a refusal: they are sent again on the next one, to the new primary."""
+        try:
+            return int(conn.read_response())
+        except redis.ResponseError as exc:
+            if not is_cut_short(exc):
+                raise
+            self._resend_unreplicated()
+            raise redis.ConnectionError(
+                f"the server was demoted under a WAIT for replicas (a failover): {exc}"
+            ) from exc
 
     def _write_unsent(self, conn: AbstractConnection, final: _Command | None) -> None:
         batch = [c for c in self._pending if not c.sent]
@@ -315,7 +341,7 @@ class RedisSession:
         outcome = self._handle_reply(command, conn)
         if command.wait:
             try:
-                confirmed = int(conn.read_response())
+                confirmed = self._read_wait(conn)
             except redis.ResponseError as exc:
                 # After a refused write (MOVED, READONLY: a node just demoted) its WAIT is
                 # refused too, and says nothing more: the write is kept and sent again.
@@ -350,7 +376,7 @@ class RedisSession:
 
     def _read(self, conn: AbstractConnection, command: _Command) -> Any:
         reply = self._read_reply(conn, command)
-        if command.wait and int(conn.read_response()) < self.driver.wait_replicas:
+        if command.wait and self._read_wait(conn) < self.driver.wait_replicas:
             self._unreplicated.append(command)  # a claim: made anew if the primary moved
         return reply
 
