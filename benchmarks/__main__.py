@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--reps", type=int, default=3, help="runs of each figure (default 3)")
     p.add_argument(
-        "--n", type=int, help="jobs in workload A (default 20000; --quick: 10000; --io: 2000)"
+        "--n", type=int, help="jobs in workload A (default 20000; --quick: 10000; --io: 6000)"
     )
     p.add_argument(
         "--systems", help="comma-separated subset (raw is always included, except with --io)"

@@ -3,7 +3,7 @@ benchmarks-io.json)."""
 
 from __future__ import annotations
 
-from benchmarks import report
+from benchmarks import iobound, report
 from benchmarks.targets import TARGETS
 
 HOW = """\
@@ -68,7 +68,7 @@ METHOD = """\
   run; its ratio to jobpool is per run, then the median.
 - **G. I/O-bound jobs** (`scripts/bench --io`, results in `docs/benchmarks-io.json`). Each job
   waits as a call to a slow service would (`time.sleep`; arq: `asyncio.sleep`), then does one
-  INCR: 2,000 jobs of 20 ms, 500 of 200 ms. As in A, the jobs are pushed first, then the
+  INCR: {io_n:,} jobs of 20 ms, {io_long:,} of 200 ms. As in A, the jobs are pushed first, then the
   workers start and are timed from the first job seen done to the last; right then the USS and
   the RSS of every process of the worker tree (masters included) are added up. The RSS sum counts
   a page shared by several processes once in each; the USS sum counts no page twice. The ceiling
@@ -196,6 +196,7 @@ def render(main: dict, growth: dict | None, charts: list[str], io: dict | None =
         parts.append("### F. Growth\n\nNot run yet: `scripts/bench --growth`.\n")
     parts += _io_section(io)
     io_cap = io["meta"].get("cap", 20.0) if io else 20.0
+    io_n = io["meta"].get("n", iobound.N) if io else iobound.N
     order = (
         "A for each, then B for each, then C"
         if meta.get("order") == "by workload"
@@ -203,7 +204,14 @@ def render(main: dict, growth: dict | None, charts: list[str], io: dict | None =
     )
     parts.append(
         METHOD.format(
-            n=n, cap=cap, order=order, peers=_peer_notes(), io_cap=io_cap, io_setups=_io_setups()
+            n=n,
+            cap=cap,
+            order=order,
+            peers=_peer_notes(),
+            io_cap=io_cap,
+            io_n=io_n,
+            io_long=iobound.jobs(200, io_n),
+            io_setups=_io_setups(),
         )
     )
     return "\n".join(parts)

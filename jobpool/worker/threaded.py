@@ -24,6 +24,7 @@ from jobpool.drivers.redis.client import CONNECTION_ERRORS
 from jobpool.errors import JobTimeoutError
 from jobpool.job import Job, decode_job
 from jobpool.limits import Limits
+from jobpool.process import limit_malloc_arenas
 from jobpool.worker.events import WorkerEvents
 from jobpool.worker.loop import BATCH_SECONDS, IDLE_TICK, Worker
 from jobpool.worker.runner import JobRunner, job_fields
@@ -74,6 +75,7 @@ class ThreadedWorker(Worker):
         self.timeout = timeout  # the queue's; a job's own `timeout` wins
         self.graceful_timeout = graceful_timeout
         self.events.set_concurrency(concurrency)
+        limit_malloc_arenas(2)  # before any job thread allocates
         self.slots = JobSlots(concurrency, self._slot_runner, self._job_timeout)
         self._holding: set[str] = set()  # claimed and not yet ended: a fetch must leave them
         self._last_collect = time.monotonic()
