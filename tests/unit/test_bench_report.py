@@ -140,7 +140,7 @@ def test_io_figures_per_record():
     assert iobound.of_ceiling(rec) == 1_500 / 1_600
     assert iobound.ceiling(G_RECORDS[-2]) == 160  # 32 / 0.2 s
     assert iobound.per_100mb({"processing_per_s": 10, "memory": {}}) is None
-    assert iobound.jobs(20) == 2000 and iobound.jobs(200) == 500
+    assert iobound.jobs(20) == 6000 and iobound.jobs(200) == 500  # ~4 s at the ceiling; 1 in 12
 
 
 def test_io_targets_pair_each_run_with_its_best_peer():
