@@ -387,7 +387,8 @@ class QueueManager:
         """Cancel a job. One that waits (queued, delayed, retrying) becomes `cancelled` and never
         runs. One that runs is asked to stop: under `jobpool start` its master kills its worker
         (as for a timeout) and records it `cancelled`, without a retry or its failed() hook; a
-        standalone `jobpool worker` lets it run to its end (a failure then ends it `cancelled`).
+        standalone `jobpool worker` lets it run to its end (a failure then ends it `cancelled`,
+        and so does a second SIGTERM, which would otherwise hand it back to run again).
         False when there is no such job or it has finished."""
         return self.driver.cancel(job_id) is not Cancel.NOTHING
 

@@ -304,7 +304,7 @@ def test_a_cancelled_job_handed_back_is_dropped(redis_client):
     _enqueue(redis_client, "default:b")
     _fetch(redis_client, "w1", 2)
     _cancel(redis_client, "default:b")
-    args = s.release_args("w1", ["default:a", "default:b"])
+    args = s.release_args("w1", 60_000, ["default:a", "default:b"])
     assert _run(redis_client, "release", s.release_keys(K, "w1"), args) == 2
     assert redis_client.lrange(K.ready, 0, -1) == [b"default:a"]
 

@@ -311,6 +311,19 @@ def test_release_hands_back_without_counting_the_attempt(qm, tmp_path):
     assert status["status"] == "queued" and status["attempts"] == 0
 
 
+def test_release_of_a_running_job_asked_to_cancel_ends_it_cancelled(qm, tmp_path):
+    """A second SIGTERM hands back the job the worker was running; if it had been cancelled
+    meanwhile, it ends cancelled there and then instead of going back to run again."""
+    job_id = qm.push(Record(str(tmp_path / "out")))
+    d = qm.pop()
+    assert qm.cancel(job_id)  # running: asked to stop
+    session = qm.driver.session()
+    assert session.release(d.worker_id, d.queue, [d.id]) == 0
+    session.close()
+    assert qm.get_job_status(job_id)["status"] == "cancelled"
+    assert qm.pop() is None
+
+
 def test_dead_worker_jobs_are_requeued_and_count_as_attempts(qm, tmp_path):
     job = Record(str(tmp_path / "out"))
     job.max_tries = 2

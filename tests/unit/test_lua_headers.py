@@ -39,7 +39,7 @@ ARGS = {
     "ack": (lambda: s.ack_args(1000, "", "w1", ["default:a", "default:b"], results=["1"]), 4),
     "retry_or_fail": (lambda: s.retry_or_fail_args("default:a", 0, "E", "tb", 1000, False), 0),
     "requeue": (lambda: s.requeue_args("w1", "lost", 1000, True, True), 0),
-    "release": (lambda: s.release_args("w1", ["default:a", "default:b"]), 2),
+    "release": (lambda: s.release_args("w1", 1000, ["default:a", "default:b"]), 2),
     "renew": (lambda: s.renew_args(1000, ["w1", "w2"]), 2),
     "retry_failed": (lambda: s.retry_failed_args(["default:a", "default:b"]), 2),
     "delete": (lambda: s.delete_args("default:a"), 0),

@@ -226,7 +226,12 @@ class MemorySession:
         with d._cond:
             q, n = d._q(queue), 0
             for job_id in reversed(job_ids):
-                if d._take(q, worker_id, job_id):
+                if not d._take(q, worker_id, job_id):
+                    continue
+                record = d._records.get(job_id, {})
+                if record.get("status") == "processing" and "cancel_requested_at" in record:
+                    d._cancel(job_id, record, d._now_ms())  # as lua/release.lua: not again
+                else:
                     d._hand_back(q, job_id)
                     n += 1
             d._cond.notify_all()

@@ -241,11 +241,11 @@ def requeue_args(
 
 
 def release_keys(k: QueueKeys, worker_id: str) -> list[str]:
-    return [k.wip(worker_id), k.ready, k.state, k.workers]
+    return [k.wip(worker_id), k.ready, k.state, k.workers, k.expire]
 
 
-def release_args(worker_id: str, job_ids: Sequence[str]) -> list[Any]:
-    return [worker_id, *job_ids]
+def release_args(worker_id: str, ttl_ms: int, job_ids: Sequence[str]) -> list[Any]:
+    return [worker_id, ttl_ms, *job_ids]
 
 
 def renew_keys(k: QueueKeys) -> list[str]:

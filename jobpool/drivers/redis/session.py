@@ -181,7 +181,8 @@ class RedisSession:
     def release(self, worker_id: str, queue: str, job_ids: Sequence[str]) -> int:
         self.flush()
         keys = s.release_keys(self.driver.keys(queue), worker_id)
-        return int(self.driver.scripts.run("release", keys, s.release_args(worker_id, job_ids)))
+        args = s.release_args(worker_id, self.driver.failed_ttl_ms, job_ids)
+        return int(self.driver.scripts.run("release", keys, args))
 
     def flush(self) -> None:
         """Wait until everything sent so far has been done by Redis."""
