@@ -8,8 +8,11 @@ import contextlib
 import logging
 import os
 import random
+import signal
+import threading
 import time
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from jobpool import exitcodes
 from jobpool.config.units import format_size
@@ -64,6 +67,8 @@ class ChildEvents(TitleEvents):
         self._next_full_check = 0.0
         self._outcomes: list[bytes] = []  # encoded Finished reports not written yet
         self._outcomes_since = 0.0
+        self.graceful_timeout = qcfg.graceful_timeout
+        self._deadline_armed = False
 
     def ready(self) -> None:
         self._report(Ready().encode())
@@ -111,13 +116,38 @@ class ChildEvents(TitleEvents):
             self._outcomes.clear()
 
     def stop_reason(self) -> str | None:
-        if os.getppid() != self.master_pid:
+        if self.orphaned():
             return "orphaned"
         if self.max_jobs and self.jobs >= self.max_jobs:
             return "max_jobs"
         if self.memory_limit and self._over_memory_limit(self.memory_limit):
             return "memory"
         return None
+
+    def orphaned(self) -> bool:
+        """The master is gone. Then nobody enforces graceful_timeout but the child itself: a
+        drain whose Redis is gone too would retry its last outcome for ever. So the child
+        leaves once graceful_timeout has passed, as the master's kill would have made it leave:
+        its jobs stay under its lease, for a peer's reap (or the next master) to hand back."""
+        if os.getppid() == self.master_pid:
+            return False
+        if not self._deadline_armed:
+            self._deadline_armed = True
+            threading.Thread(
+                target=self._leave_after_grace, name="jobpool: orphan's deadline", daemon=True
+            ).start()
+        return True
+
+    def _leave_after_grace(self) -> None:  # pragma: no cover - ends the forked child
+        time.sleep(self.graceful_timeout)
+        log.warning(
+            "worker %s: its master is gone and it did not finish within graceful_timeout "
+            "(%gs); leaving, its jobs stay under its lease for a peer to hand back",
+            self.name,
+            self.graceful_timeout,
+        )
+        logging.shutdown()
+        os._exit(exitcodes.OK)
 
     def _over_memory_limit(self, limit: int) -> bool:
         """USS (with subprocesses) above the limit. RSS bounds USS from above and costs one
@@ -197,7 +227,20 @@ def _serve(
     limits = cfg.served_limits(qcfg)
     worker = make_worker(manager, qcfg, worker_id=worker_id, events=events, limits=limits)
     worker.install_signals(supervised=True)
+    _check_orphaned_on_sigterm(events)
     signals.unblock()  # our handlers are in place: a SIGTERM held since the fork lands now
     events.ready()
     worker.run(install_signals=False, keep_lease=False)
     return STOP_CODES.get(worker.stopped_because or "", exitcodes.OK)
+
+
+def _check_orphaned_on_sigterm(events: ChildEvents) -> None:  # pragma: no cover - in the child
+    """The parent-death signal is SIGTERM: the master died. Starting the orphan's deadline then,
+    not at the next job's end, also bounds a drain that never reaches one (see orphaned)."""
+    drain: Callable[[int, Any], Any] = signal.getsignal(signal.SIGTERM)  # type: ignore[assignment]
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        events.orphaned()
+        drain(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)

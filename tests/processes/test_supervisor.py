@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 import pytest
-from helpers import free_port, scrape, wait_until
+from helpers import RedisServer, free_port, scrape, wait_until
 from jobs import ExitJob, Hog, KillSelf, Record, Sleep, SlowFirst, Spike, Spin
 from masters import slot_of, toml
 
@@ -416,16 +416,45 @@ def test_workers_of_a_killed_master_finish_their_job_and_exit(
     os.kill(m.pid, signal.SIGKILL)  # the master only, not its group
     m.proc.wait(10)
 
-    def gone(pid: int) -> bool:
-        try:
-            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
-
-    wait_until(lambda: all(gone(pid) for pid in workers), 8, 0.05, "the orphans to exit")
+    wait_until(lambda: all(_gone(pid) for pid in workers), 8, 0.05, "the orphans to exit")
     (pid,) = pids_started(path)
     assert lines(path) == [f"start:{pid}", f"done:{pid}"]
     assert status(redis_qm, job_id)["status"] == "completed"
+
+
+def test_an_orphan_whose_redis_is_gone_too_leaves_after_graceful_timeout(master, tmp_path):
+    """With its master dead nobody enforces graceful_timeout on a draining worker, and with its
+    Redis gone too it would retry its job's outcome for ever. It leaves by itself once
+    graceful_timeout has passed; its job stays under its lease, for a peer to hand back."""
+    server = RedisServer(tmp_path / "redis")
+    server.workdir.mkdir()
+    server.start()
+    worker = 0
+    try:
+        queues = {"default": {"workers": 1, "concurrency": 2}}  # acks are waited for
+        cfg = toml(server.url, pool={"graceful_timeout": 2}, queues=queues)
+        m = master(cfg, workers=1)
+        (worker,) = m.workers()
+        path = tmp_path / "sleep"
+        with QueueManager(server.url) as qm:
+            qm.push(Sleep(str(path), 1))
+        wait_until(lambda: lines(path), 10, 0.05, "the Sleep job to start")
+        server.stop()
+        os.kill(m.pid, signal.SIGKILL)  # the master only: its worker gets SIGTERM, an orphan
+        m.proc.wait(10)
+        wait_until(lambda: _gone(worker), 15, 0.1, "the orphan to leave")
+        assert lines(path) == [f"start:{worker}", f"done:{worker}"]  # it finished its job
+    finally:
+        server.stop()
+        if worker and not _gone(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 @pytest.mark.timing
