@@ -32,6 +32,7 @@ class Running:
     timeout: float | None
     job_class: str
     job_id: str
+    settled: bool = True  # False: read in the middle of a write (see Board.read)
 
 
 class Board:
@@ -84,12 +85,15 @@ class Board:
 
     def read(self, slot: int = 0) -> Running | None:
         """The job running in `slot` now, or None when it is idle. A worker that died in the
-        middle of a write leaves it half done: then what is there is returned as it is."""
+        middle of a write leaves it half done: then what is there is returned as it is, not
+        `settled`, to be shown but not acted on (its fields may belong to two jobs)."""
         mem, at = self._mem, slot * ENTRY
+        settled = False
         for _ in range(_READ_TRIES):
             seq, started, timeout, n_cls, n_id = _HEAD.unpack_from(mem, at)
             text = mem[at + _HEAD.size : at + _HEAD.size + n_cls + n_id]
             if seq % 2 == 0 and _SEQ.unpack_from(mem, at)[0] == seq:
+                settled = True
                 break
         if not started:
             return None
@@ -98,6 +102,7 @@ class Board:
             timeout or None,
             text[:n_cls].decode(errors="replace"),
             text[n_cls:].decode(errors="replace"),
+            settled,
         )
 
     def read_all(self) -> list[Running]:

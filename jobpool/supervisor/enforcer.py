@@ -61,7 +61,7 @@ class Enforcer:
         watched = [c for c in children if c.killed is None and not c.threaded]
         for child in watched:
             for busy in child.running:
-                queue = _queue_or_none(busy.job_id)
+                queue = _queue_or_none(busy.job_id) if busy.settled else None
                 if queue is not None:
                     running.setdefault(queue, []).append(busy.job_id)
         cancelled = self.cancels.cancelled(now, running)
@@ -89,7 +89,7 @@ class Enforcer:
     def _past_timeout(self, config: Config, child: Child, now: float) -> Running | None:
         grace = _timeout_grace(config, child)
         for job in child.running:
-            if job.timeout and now - job.started > job.timeout + grace:
+            if job.settled and job.timeout and now - job.started > job.timeout + grace:
                 return job
         return None
 
