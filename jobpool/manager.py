@@ -32,6 +32,7 @@ from jobpool.limits import class_limit
 from jobpool.names import check_queue_name
 from jobpool.retry import retry_policy
 from jobpool.unique import unique_options
+from jobpool.workflows import chains
 from jobpool.workflows.model import Batch, Chain, Workflow
 from jobpool.workflows.plan import plan
 
@@ -260,12 +261,20 @@ class QueueManager:
         cancelled, TimeoutError if it has not finished in time, and JobNotFoundError for an id
         with no record (never pushed, deleted, or expired)."""
         _check_id(job_id)
-        return _result(job_id, self.driver.wait_finished(job_id, timeout), timeout)
+        record = self.driver.wait_finished(job_id, timeout)
+        flow = self.driver.flow(job_id) if record is None else None
+        if flow is not None:  # a chain's id: its last step's result (workflows/chains.py)
+            chains.not_a_batch(job_id, flow, "result()")
+            return chains.chain_result(self.driver, job_id, flow, timeout)
+        return _result(job_id, record, timeout)
 
     async def aresult(self, job_id: str, timeout: float | None = None) -> Any:
-        """result() for async code: waits on the running event loop."""
+        """result() for async code: waits on the running event loop (a chain's, on a thread)."""
         _check_id(job_id)
-        return _result(job_id, await self.driver.aio().wait_finished(job_id, timeout), timeout)
+        record = await self.driver.aio().wait_finished(job_id, timeout)
+        if record is None and await asyncio.to_thread(self.driver.flow, job_id) is not None:
+            return await asyncio.to_thread(self.result, job_id, timeout)
+        return _result(job_id, record, timeout)
 
     async def apush(
         self,
@@ -389,8 +398,15 @@ class QueueManager:
         (as for a timeout) and records it `cancelled`, without a retry or its failed() hook; a
         standalone `jobpool worker` lets it run to its end (a failure then ends it `cancelled`,
         and so does a second SIGTERM, which would otherwise hand it back to run again).
-        False when there is no such job or it has finished."""
-        return self.driver.cancel(job_id) is not Cancel.NOTHING
+        A chain's id cancels what is left of the chain. False when there is no such job or it
+        has finished."""
+        if self.driver.cancel(job_id) is not Cancel.NOTHING:
+            return True
+        flow = self.driver.flow(job_id)
+        if flow is None:
+            return False
+        chains.not_a_batch(job_id, flow, "cancel()")
+        return chains.cancel_chain(self.driver, flow)
 
     def pause(self, queue: str | None = None) -> bool:
         """Pause a queue: its workers, on every host, finish what they run and claim nothing

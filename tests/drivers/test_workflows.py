@@ -13,6 +13,7 @@ from job_functions import add, boom
 from jobs import Fail, Record, Sleep, runs
 
 from jobpool import Job, Outcome, QueueManager, Worker, batch, chain
+from jobpool.errors import JobFailed
 
 QM_BACKENDS = ("memory", "redis", "cluster")  # see tests/conftest.py
 
@@ -102,6 +103,46 @@ def test_a_running_step_cancelled_stops_the_chain(qm, tmp_path):
     assert Worker(qm).process(delivery) is Outcome.CANCELLED
     assert statuses(qm, chain_id) == ["cancelled", "cancelled"]
     assert qm.get_job_status(chain_id)["status"] == "cancelled" and qm.pop() is None
+
+
+def test_a_chains_result_is_its_last_steps(qm, tmp_path):
+    chain_id = qm.push(chain(Record(str(tmp_path / "out"), "a"), add.s(2, 3)))
+    with pytest.raises(TimeoutError, match=f"chain {chain_id} is still processing"):
+        qm.result(chain_id, timeout=0)
+    assert drain(qm) == [Outcome.COMPLETED, Outcome.COMPLETED]
+    assert qm.result(chain_id, timeout=0) == 5
+    assert asyncio.run(qm.aresult(chain_id, timeout=0)) == 5
+
+
+def test_a_failed_chains_result_raises_for_the_step_that_failed(qm, tmp_path):
+    path = str(tmp_path / "out")
+    chain_id = qm.push(chain(Record(path, "a"), Once(path), add.s(2, 3)))
+    failed = qm.get_job_status(chain_id)["steps"][1]["id"]
+    assert drain(qm) == [Outcome.COMPLETED, Outcome.FAILED]
+    with pytest.raises(JobFailed, match="no luck") as caught:
+        qm.result(chain_id, timeout=5)
+    assert caught.value.job_id == failed and "RuntimeError" in caught.value.traceback
+
+
+def test_cancelling_a_chain_cancels_what_is_left_of_it(qm, tmp_path):
+    path = str(tmp_path / "out")
+    chain_id = qm.push(chain(Fail(path), Record(path, "b"), Record(path, "c")))
+    running = qm.pop()  # the first step runs
+    assert qm.cancel(chain_id) is True
+    assert statuses(qm, chain_id) == ["processing", "cancelled", "cancelled"]
+    assert Worker(qm).process(running) is Outcome.CANCELLED  # asked to stop: its failure ends it
+    assert statuses(qm, chain_id) == ["cancelled"] * 3
+    assert qm.get_job_status(chain_id)["status"] == "cancelled"
+    assert qm.cancel(chain_id) is False  # nothing left
+    with pytest.raises(JobFailed):
+        qm.result(chain_id, timeout=0)
+
+
+def test_result_and_cancel_refuse_a_batchs_id_and_say_where_to_look(qm):
+    batch_id = qm.push(batch([add.s(1, 2), add.s(3, 4)]))
+    for call in (lambda: qm.result(batch_id, timeout=0), lambda: qm.cancel(batch_id)):
+        with pytest.raises(ValueError, match=r"is a batch: .*batch_status\(\)"):
+            call()
 
 
 def test_a_batch_counts_its_jobs_and_runs_then_and_finally_once(qm, tmp_path):
