@@ -158,6 +158,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def _cancel_flow(driver: RedisDriver, flow_id: str, flow: dict[str, Any]) -> int:
+    """`jobpool cancel` given a chain's id: what is left of it (workflows/chains.py)."""
+    from jobpool.workflows import chains
+
+    try:
+        chains.not_a_batch(flow_id, flow, "cancel")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if not chains.cancel_chain(driver, flow):
+        raise CommandError(f"chain {flow_id!r} is {flow['status']}: nothing to cancel")
+    print(f"chain {flow_id} cancelled: its waiting steps will not run, a running one stops")
+    return exitcodes.OK
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel one job: exit 0 when it is cancelled or asked to stop, 1 when there is no such
     job or it has finished."""
@@ -171,6 +185,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         record = qm.get_job_status(args.job_id)
         if record is None:
             raise CommandError(f"no job {args.job_id!r} (unknown, or its record expired)")
+        if record.get("kind") in ("chain", "batch"):
+            return _cancel_flow(driver, args.job_id, record)
         raise CommandError(f"job {args.job_id!r} is {record['status']}: nothing to cancel")
     if done is Cancel.CANCELLED:
         print(f"job {args.job_id} cancelled: it will not run")

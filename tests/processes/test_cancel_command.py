@@ -13,7 +13,7 @@ from helpers import REPO, SUPPORT, wait_until
 from jobs import Linger, Record, runs
 from masters import toml
 
-from jobpool import Worker
+from jobpool import Worker, batch, chain
 
 
 def jobpool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -77,3 +77,17 @@ def test_cancel_a_waiting_job_and_exit_1_for_unknown_or_finished_ones(cfg, redis
     Worker(redis_qm).process(redis_qm.pop())
     result = jobpool("cancel", done, "-c", str(cfg))
     assert result.returncode == 1 and "is completed" in result.stderr
+
+
+def test_cancel_a_chain_by_its_id_and_exit_1_for_a_batch(cfg, redis_qm, tmp_path):
+    path = str(tmp_path / "out")
+    chain_id = redis_qm.push(chain(Record(path, "a"), Record(path, "b")))
+    result = jobpool("cancel", chain_id, "-c", str(cfg))
+    assert result.returncode == 0, result.stderr
+    assert f"chain {chain_id} cancelled" in result.stdout
+    assert redis_qm.get_job_status(chain_id)["status"] == "cancelled"
+    again = jobpool("cancel", chain_id, "-c", str(cfg))
+    assert again.returncode == 1 and "is cancelled: nothing to cancel" in again.stderr
+    batch_id = redis_qm.push(batch([Record(path, "c")]))
+    refused = jobpool("cancel", batch_id, "-c", str(cfg))
+    assert refused.returncode == 1 and "is a batch" in refused.stderr
