@@ -40,6 +40,9 @@ class CurrentJob:
     """When it was pushed, unix seconds."""
     manager: QueueManager
     """The worker's manager, to push follow-up jobs with."""
+    workflow: str | None = None
+    """The id of the chain or batch this job belongs to (a step, a batch's job, or one of its
+    callbacks: `qm.batch_status(current_job().workflow)`), else None."""
 
 
 def current_job() -> CurrentJob:
@@ -52,7 +55,11 @@ def current_job() -> CurrentJob:
         )
     manager, d = running
     created = d.record.get("created_at", 0) / 1000.0
-    return CurrentJob(d.id, d.queue, d.job_class, d.attempts, d.max_tries, created, manager)
+    field = d.record.get("flow") or d.record.get("flow_cb")  # "KIND:ID" (workflows/plan.py)
+    workflow = str(field).partition(":")[2] if field else None
+    return CurrentJob(
+        d.id, d.queue, d.job_class, d.attempts, d.max_tries, created, manager, workflow
+    )
 
 
 def running_delivery() -> Delivery | None:

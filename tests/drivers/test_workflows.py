@@ -12,7 +12,7 @@ import pytest
 from job_functions import add, boom
 from jobs import Fail, Record, Sleep, runs
 
-from jobpool import Job, Outcome, QueueManager, Worker, batch, chain
+from jobpool import Job, Outcome, QueueManager, Worker, batch, chain, current_job
 from jobpool.errors import JobFailed
 
 QM_BACKENDS = ("memory", "redis", "cluster")  # see tests/conftest.py
@@ -143,6 +143,25 @@ def test_result_and_cancel_refuse_a_batchs_id_and_say_where_to_look(qm):
     for call in (lambda: qm.result(batch_id, timeout=0), lambda: qm.cancel(batch_id)):
         with pytest.raises(ValueError, match=r"is a batch: .*batch_status\(\)"):
             call()
+
+
+SEEN: list[str | None] = []
+
+
+class Where(Job):
+    """Notes which workflow current_job() says it belongs to."""
+
+    def handle(self) -> None:
+        SEEN.append(current_job().workflow)
+
+
+def test_a_job_knows_the_chain_or_batch_it_belongs_to(qm):
+    SEEN.clear()
+    chain_id = qm.push(chain(Where(), Where()))
+    batch_id = qm.push(batch([Where()], then=Where(), finally_=Where()))
+    qm.push(Where())
+    assert drain(qm) == [Outcome.COMPLETED] * 6
+    assert sorted(SEEN, key=str) == sorted([chain_id] * 2 + [batch_id] * 3 + [None], key=str)
 
 
 def test_a_batch_counts_its_jobs_and_runs_then_and_finally_once(qm, tmp_path):
