@@ -307,8 +307,13 @@ class AsyncDriver(Protocol):
 def cancel_requested(record: dict[str, Any]) -> bool:
     """Whether a job a worker holds was cancelled: asked to stop while it ran, or cancelled
     before it began (a job claimed in a batch). Its worker must not go on with it."""
-    status = record.get("status")
-    return status == "cancelled" or (status == "processing" and "cancel_requested_at" in record)
+    return record.get("status") == "cancelled" or stop_requested(record)
+
+
+def stop_requested(record: dict[str, Any]) -> bool:
+    """Whether a running job was asked to stop (cancel): whatever outcome it then gets, it
+    ends `cancelled` (stop_requested in lua/includes/common.lua, for the memory driver)."""
+    return record.get("status") == "processing" and "cancel_requested_at" in record
 
 
 def public_record(job_id: str, record: dict[str, Any]) -> dict[str, Any]:

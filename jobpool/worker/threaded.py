@@ -75,7 +75,6 @@ class ThreadedWorker(Worker):
         self.timeout = timeout  # the queue's; a job's own `timeout` wins
         self.graceful_timeout = graceful_timeout
         self.events.set_concurrency(concurrency)
-        limit_malloc_arenas(2)  # before any job thread allocates
         self.slots = JobSlots(concurrency, self._slot_runner, self._job_timeout)
         self._holding: set[str] = set()  # claimed and not yet ended: a fetch must leave them
         self._last_collect = time.monotonic()
@@ -104,6 +103,7 @@ class ThreadedWorker(Worker):
     # -- the loop ------------------------------------------------------------------------------
 
     def _take_jobs(self, max_jobs: int, burst: bool) -> int:
+        limit_malloc_arenas(2)  # process-wide: here, in the running worker, before its threads
         self.slots.start()
         try:
             while not self.stopping:

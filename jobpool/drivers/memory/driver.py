@@ -25,6 +25,7 @@ from jobpool.drivers.base import (
     TickClaim,
     cancel_requested,
     public_record,
+    stop_requested,
 )
 from jobpool.drivers.memory.flows import flow_outcome
 from jobpool.ids import queue_of
@@ -309,7 +310,7 @@ class MemoryDriver:
                     # it died inside the failed() hook: never run that hook again
                     self._save(job_id, record, hook=None, hook_error=reason, worker=None)
                     continue
-                if record["status"] == "processing" and "cancel_requested_at" in record:
+                if stop_requested(record):
                     self._cancel(job_id, record, now)  # killed for its cancel: never again
                     continue
                 if not count_attempt or record["status"] != "processing":

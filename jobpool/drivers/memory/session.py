@@ -16,6 +16,7 @@ from jobpool.drivers.base import (
     Delivery,
     Fetched,
     Outcome,
+    stop_requested,
 )
 from jobpool.drivers.memory.driver import MemoryDriver, _Queue, note_error
 from jobpool.drivers.memory.flows import flow_outcome
@@ -204,7 +205,7 @@ class MemorySession:
             now, record = d._now_ms(), d._records.get(delivery.id, {})
             if error:
                 note_error(record, error, traceback, now)
-            if record.get("status") == "processing" and "cancel_requested_at" in record:
+            if stop_requested(record):
                 d._cancel(delivery.id, record, now)  # cancelled while it ran: no retry, no hook
                 return Outcome.CANCELLED
             was_failed = record.get("status") == "failed"
@@ -229,7 +230,7 @@ class MemorySession:
                 if not d._take(q, worker_id, job_id):
                     continue
                 record = d._records.get(job_id, {})
-                if record.get("status") == "processing" and "cancel_requested_at" in record:
+                if stop_requested(record):
                     d._cancel(job_id, record, d._now_ms())  # as lua/release.lua: not again
                 else:
                     d._hand_back(q, job_id)
